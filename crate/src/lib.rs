@@ -1,0 +1,14 @@
+//! Kinema: text-to-video that runs where the visitor is.
+//!
+//! The data flow is prompt → text → denoise → decode → present. Everything below [`web`] also
+//! builds natively, so the browser, the native CLI, the tests and the GPU benchmarks share one
+//! model definition.
+
+pub mod compute;
+pub mod error;
+pub mod probe;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::KinemaError;
