@@ -40,7 +40,7 @@ pub async fn init_gpu() -> Result<(Device, GpuInfo), KinemaError> {
             .features()
             .contains(burn::tensor::wgpu::wgpu::Features::SHADER_F16),
         max_buffer_size: limits.max_buffer_size,
-        max_storage_buffer_binding_size: u64::from(limits.max_storage_buffer_binding_size),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
     };
     Ok((device, info))
 }

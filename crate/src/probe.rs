@@ -68,7 +68,7 @@ pub async fn run_probe(device: &Device) -> Result<ProbeResult, KinemaError> {
     let millis = started.elapsed().as_secs_f64() * 1000.0;
 
     let values = data
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .map_err(|err| KinemaError::Compute(format!("{err:?}")))?;
     let value = values.iter().map(|&v| f64::from(v)).sum();
     Ok(ProbeResult {

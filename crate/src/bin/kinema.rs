@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kinema::{compute, probe};
 
 #[derive(Parser)]
-#[command(name = "kinema", version, about = "Text-to-video with the Kinema model")]
+#[command(
+    name = "kinema",
+    version,
+    about = "Text-to-video with the Kinema model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -85,8 +85,8 @@ pub async fn init_gpu() -> Result<GpuReport, JsError> {
 /// Multiplies two known matrices on the GPU and checks the answer.
 #[wasm_bindgen(js_name = runProbe)]
 pub async fn run_probe() -> Result<ProbeReport, JsError> {
-    let device =
-        gpu_device().ok_or_else(|| JsError::new("the GPU is not initialised: call initGpu first"))?;
+    let device = gpu_device()
+        .ok_or_else(|| JsError::new("the GPU is not initialised: call initGpu first"))?;
     let result = probe::run_probe(&device).await.map_err(to_js)?;
     Ok(ProbeReport {
         value: result.value,

@@ -1,0 +1,35 @@
+// Shared set-up of the headless-browser suite: the project's own static server on a free port and
+// Debian's Chromium driven by Playwright, with or without a WebGPU adapter.
+import { chromium } from 'playwright-core';
+
+import { startServer } from '../../web/tools/serve.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+// Without a network the browser's background services only produce noise and refused connections.
+const QUIET = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+// SwiftShader gives headless Chromium a (CPU-backed) WebGPU adapter on machines without a GPU.
+const WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
+
+export async function serve() {
+  return startServer({ port: 0, log: false });
+}
+
+export async function launch({ webgpu }) {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: webgpu ? [...QUIET, ...WEBGPU] : QUIET,
+  });
+}
+
+/** Opens `url` in a fresh page that records console errors and uncaught exceptions. */
+export async function open(browser, url) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  page.on('response', (res) => res.status() >= 400 && problems.push(`HTTP ${res.status()}: ${res.url()}`));
+  await page.goto(url);
+  return { page, problems };
+}

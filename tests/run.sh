@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every test: formatting, the native Rust tests, the web build, and the headless-browser suite in
+# real Chromium with WebGPU. Installs what is missing first.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+SECONDS=0
+
+step "set-up"
+web/tools/setup.sh --test
+
+step "rustfmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "native tests (cargo test)"
+cargo test --workspace --locked
+
+step "web build"
+web/tools/build.sh
+
+step "browser tests (headless Chromium, WebGPU on SwiftShader)"
+(cd tests && node --test --test-concurrency=1 browser/)
+
+step "all tests passed in ${SECONDS} s"
