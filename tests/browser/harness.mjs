@@ -33,3 +33,19 @@ export async function open(browser, url) {
   await page.goto(url);
   return { page, problems };
 }
+
+/**
+ * A blank page on the server's origin, for unit tests of the page's modules through
+ * `page.evaluate(() => import('/web/…'))`: same origin (Cache Storage, IndexedDB, module imports)
+ * without starting the app. The document is answered by the test, not the server.
+ */
+export async function openBlank(browser, url) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  const blank = new URL('__blank__.html', url).href;
+  await page.route(blank, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>test</title><body></body>' }));
+  await page.goto(blank);
+  return { page, problems };
+}

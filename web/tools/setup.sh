@@ -67,6 +67,18 @@ npm_install() {
 }
 npm_install "$ROOT/web"
 
+# 4. Mediabunny (MP4/WebM muxing) for the page: its single-file ES module build goes to web/vendor/,
+#    so any static host serves it with the page (node_modules is never served, and module workers
+#    cannot use import maps). Copied again whenever the installed version differs.
+MB_SRC="$ROOT/web/node_modules/mediabunny/dist/bundles/mediabunny.min.mjs"
+[[ -f "$MB_SRC" ]] || die "mediabunny is missing from web/node_modules: run npm ci in web/"
+mkdir -p "$ROOT/web/vendor"
+if ! cmp -s "$MB_SRC" "$ROOT/web/vendor/mediabunny.js"; then
+  say "web/vendor/mediabunny.js ($(node -p "require('$ROOT/web/node_modules/mediabunny/package.json').version"))"
+  cp "$MB_SRC" "$ROOT/web/vendor/mediabunny.js"
+  cp "$ROOT/web/node_modules/mediabunny/LICENSE" "$ROOT/web/vendor/mediabunny.LICENSE"
+fi
+
 if [[ $WITH_BROWSER -eq 1 ]]; then
   apt_install chromium
   npm_install "$ROOT/tests"

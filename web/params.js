@@ -1,0 +1,157 @@
+// Generation settings: their limits, the quality presets and styles, and their round trip through the
+// page URL (?prompt=…&seed=…&seconds=…&steps=…&style=…&model=…&autostart=1), so that a link
+// reproduces a clip and a headless browser can drive the page. Pure functions, no DOM.
+
+export const MAX_PROMPT_CHARS = 300;
+export const MIN_SECONDS = 1;
+export const MAX_SECONDS = 15;
+export const MAX_SEED = 0xffffffff; // the model's RNG takes a u32 seed
+export const DEFAULT_MODEL = 'models/kinema-tiny/';
+
+/** Quality presets: denoising steps per chunk (the few-step model is trained for 2–4). */
+export const PRESETS = Object.freeze([
+  { id: 'fast', label: 'Fast (2 steps)', steps: 2 },
+  { id: 'balanced', label: 'Balanced (3 steps)', steps: 3 },
+  { id: 'best', label: 'Best (4 steps)', steps: 4 },
+]);
+export const DEFAULT_STEPS = 3;
+
+/** Styles: the words are appended to the prompt, so the text encoder sees them like any prompt. */
+export const STYLES = Object.freeze([
+  { id: 'none', label: 'None', words: '' },
+  { id: 'flat', label: 'Flat', words: 'flat illustration, flat colors' },
+  { id: 'manga', label: 'Manga ink', words: 'manga ink drawing, black and white' },
+  { id: 'vangogh', label: 'Van Gogh', words: 'in the style of Van Gogh, oil painting' },
+  { id: 'pixel', label: 'Pixel art', words: 'pixel art' },
+  { id: 'neon', label: 'Neon', words: 'neon lights, glowing' },
+]);
+
+export const DEFAULTS = Object.freeze({ prompt: '', seed: null, seconds: 4, steps: DEFAULT_STEPS, style: 'none', model: DEFAULT_MODEL, autostart: false });
+
+/** A random u32 seed (crypto, so two visitors do not share a sequence). */
+export function randomSeed() {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+/** The prompt the model sees: the visitor's words, then the style's. */
+export function fullPrompt(prompt, styleId) {
+  const style = STYLES.find((s) => s.id === styleId);
+  const text = prompt.trim();
+  return style && style.words ? `${text}, ${style.words}` : text;
+}
+
+/** Problems with a prompt, as sentences for the visitor; empty when it is fine. */
+export function checkPrompt(prompt) {
+  const text = (prompt ?? '').trim();
+  if (!text) return ['Type a prompt: describe the clip you want, e.g. "a red fox running through snow".'];
+  if (text.length > MAX_PROMPT_CHARS) {
+    return [`The prompt is ${text.length} characters long; the limit is ${MAX_PROMPT_CHARS}. Shorten it (the model reads only the first few dozen words anyway).`];
+  }
+  return [];
+}
+
+const isWhole = (s) => /^\d+$/.test(s);
+
+/**
+ * Reads settings from a query string. Returns the settings (defaults where a value is missing or
+ * wrong) and the problems found, one sentence each. A bad value never throws.
+ * @param {string|URLSearchParams} search
+ */
+export function parseParams(search) {
+  const q = typeof search === 'string' ? new URLSearchParams(search) : search;
+  const settings = { ...DEFAULTS };
+  const problems = [];
+
+  if (q.has('prompt')) {
+    const prompt = q.get('prompt');
+    settings.prompt = prompt;
+    if (prompt.trim().length > MAX_PROMPT_CHARS) problems.push(...checkPrompt(prompt));
+  }
+
+  if (q.has('seed') && q.get('seed') !== '' && q.get('seed') !== 'random') {
+    const s = q.get('seed').trim();
+    if (isWhole(s) && Number(s) <= MAX_SEED) settings.seed = Number(s);
+    else problems.push(`seed=${s} is not a whole number from 0 to ${MAX_SEED} (or "random"); a random seed is used.`);
+  }
+
+  if (q.has('seconds')) {
+    const s = q.get('seconds').trim();
+    if (isWhole(s) && Number(s) >= MIN_SECONDS && Number(s) <= MAX_SECONDS) settings.seconds = Number(s);
+    else problems.push(`seconds=${s} is out of range: the length is a whole number of seconds from ${MIN_SECONDS} to ${MAX_SECONDS}; ${DEFAULTS.seconds} s is used.`);
+  }
+
+  if (q.has('steps')) {
+    const s = q.get('steps').trim();
+    const preset = PRESETS.find((p) => String(p.steps) === s || p.id === s);
+    if (preset) settings.steps = preset.steps;
+    else problems.push(`steps=${s} is not one of ${PRESETS.map((p) => p.steps).join(', ')} (fast, balanced, best); ${DEFAULT_STEPS} is used.`);
+  }
+
+  if (q.has('style')) {
+    const s = q.get('style').trim().toLowerCase();
+    if (STYLES.some((st) => st.id === s)) settings.style = s;
+    else problems.push(`style=${q.get('style')} is not a known style (${STYLES.map((st) => st.id).join(', ')}); no style is used.`);
+  }
+
+  if (q.has('model') && q.get('model').trim() !== '') {
+    const m = q.get('model').trim();
+    const checked = checkModelUrl(m);
+    if (checked.ok) settings.model = checked.url;
+    else problems.push(checked.problem);
+  }
+
+  if (q.has('autostart')) {
+    const a = q.get('autostart');
+    if (a === '1' || a === 'true') settings.autostart = true;
+    else if (a !== '0' && a !== 'false') problems.push(`autostart=${a} must be 1 or 0.`);
+  }
+  return { settings, problems };
+}
+
+/**
+ * A model base URL must be http(s) (absolute or relative to the page) and names a folder.
+ * @returns {{ok: true, url: string} | {ok: false, problem: string}}
+ */
+export function checkModelUrl(value, base = globalThis.location?.href ?? 'http://localhost/') {
+  let url;
+  try {
+    url = new URL(value, base);
+  } catch {
+    return { ok: false, problem: `model=${value} is not a valid address; the default model is used.` };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return { ok: false, problem: `model=${value} must be an http(s) address; the default model is used.` };
+  }
+  // Keep what the visitor wrote (relative stays relative, so links work on any host), as a folder.
+  return { ok: true, url: value.endsWith('/') ? value : `${value}/` };
+}
+
+/**
+ * The query string for settings, for links and for history.replaceState. The seed is included only
+ * when fixed; defaults are left out so links stay short.
+ */
+export function toSearch(settings) {
+  const q = new URLSearchParams();
+  if (settings.prompt) q.set('prompt', settings.prompt);
+  if (settings.seed !== null && settings.seed !== undefined) q.set('seed', String(settings.seed));
+  if (settings.seconds !== DEFAULTS.seconds) q.set('seconds', String(settings.seconds));
+  if (settings.steps !== DEFAULTS.steps) q.set('steps', String(settings.steps));
+  if (settings.style && settings.style !== 'none') q.set('style', settings.style);
+  if (settings.model && settings.model !== DEFAULT_MODEL) q.set('model', settings.model);
+  if (settings.autostart) q.set('autostart', '1');
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/** A download file name from prompt and seed: "a-red-fox-in-snow-seed-42.mp4". */
+export function clipFilename(prompt, seed, extension) {
+  const slug = prompt
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 60)
+    .replace(/-+$/, '');
+  return `${slug || 'kinema'}-seed-${seed}.${extension.replace(/^\./, '')}`;
+}
