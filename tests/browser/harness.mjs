@@ -40,12 +40,15 @@ export async function open(browser, url) {
  * without starting the app. The document is answered by the test, not the server.
  */
 export async function openBlank(browser, url) {
-  const page = await browser.newPage();
+  // A context of its own: fresh Cache Storage and IndexedDB, and room for a second page (a reload).
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('close', () => context.close().catch(() => {}));
   const problems = [];
   page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
   const blank = new URL('__blank__.html', url).href;
-  await page.route(blank, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>test</title><body></body>' }));
+  await context.route(blank, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>test</title><body></body>' }));
   await page.goto(blank);
   return { page, problems };
 }
