@@ -51,8 +51,9 @@ async function start() {
   post('status', { text: 'Running a test computation (the first one compiles shaders)…' });
   const first = await runProbe();
   const second = await runProbe();
+  const correct = first.correct && second.correct;
   post('probe', {
-    correct: first.correct && second.correct,
+    correct,
     value: second.value,
     expected: second.expected,
     firstMillis: first.millis,
@@ -60,7 +61,7 @@ async function start() {
   });
   first.free();
   second.free();
-  return first.correct && second.correct;
+  return correct;
 }
 
 // ---- Model requests (web/protocol.js). The wasm side plugs in here. ----------------------------

@@ -90,3 +90,66 @@ export async function serveModel(target, { base = CDN, model = syntheticModel() 
   });
   return { log, faults, model };
 }
+
+/**
+ * A stand-in for web/worker.js that speaks the worker protocol (web/protocol.js) with synthetic
+ * frames, so the page's streaming, encoding, download and gallery path is tested without the model.
+ * Test code only: the product's worker is never changed. Behaviour by prompt words:
+ *   "slow" 150 ms per step (else 5 ms); "oom" out of memory at chunk 1 when seconds > 2;
+ *   "lost" device lost at chunk 1 when seconds > 2. Every request is logged to BroadcastChannel
+ *   'kinema-test' (see recordWorkerLog).
+ */
+export const SYNTHETIC_WORKER = `
+const log = new BroadcastChannel('kinema-test');
+const send = (m, t = []) => self.postMessage(m, t);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+log.postMessage({ type: 'worker-start' });
+send({ type: 'status', text: 'Loading the engine…' });
+send({ type: 'gpu', adapter: 'Synthetic test GPU', backend: 'BrowserWebGpu', shaderF16: false, maxBufferSize: 268435456, maxStorageBufferBindingSize: 134217728 });
+send({ type: 'probe', correct: true, value: 1, expected: 1, firstMillis: 5, millis: 1 });
+let model = null;
+const cancelled = new Set();
+self.onmessage = async ({ data: m }) => {
+  const files = m.files ? Object.fromEntries(Object.entries(m.files).map(([k, v]) => [k, v.byteLength])) : undefined;
+  log.postMessage({ type: m.type, id: m.id, prompt: m.prompt, seed: m.seed, seconds: m.seconds, steps: m.steps, files, manifestId: m.manifest && m.manifest.id });
+  if (m.type === 'load') { model = m.manifest; send({ type: 'loaded', modelId: m.manifest.id, parameters: 1234 }); return; }
+  if (m.type === 'cancel') { cancelled.add(m.id); return; }
+  if (m.type !== 'generate') return;
+  const { width, height, fps } = model.architecture.video;
+  const stepMs = m.prompt.includes('slow') ? 150 : 5;
+  const t0 = performance.now();
+  await sleep(stepMs);
+  send({ type: 'text', id: m.id, ms: stepMs });
+  for (let chunk = 0; chunk < m.seconds; chunk += 1) {
+    for (let step = 1; step <= m.steps; step += 1) {
+      if (cancelled.has(m.id)) { send({ type: 'cancelled', id: m.id }); return; }
+      await sleep(stepMs);
+      send({ type: 'step', id: m.id, chunk, step, steps: m.steps, ms: stepMs });
+    }
+    if (chunk === 1 && m.seconds > 2 && m.prompt.includes('oom')) { send({ type: 'error', id: m.id, kind: 'out-of-memory', message: 'The GPU ran out of memory at second 2.' }); return; }
+    if (chunk === 1 && m.seconds > 2 && m.prompt.includes('lost')) { send({ type: 'error', id: m.id, kind: 'device-lost', message: 'The GPU device was lost at second 2.' }); return; }
+    const frames = [];
+    for (let f = 0; f < fps; f += 1) {
+      const n = chunk * fps + f;
+      const px = new Uint8Array(width * height * 4);
+      for (let i = 0; i < px.length; i += 4) { px[i] = (n * 16) & 255; px[i + 1] = 128; px[i + 2] = (255 - n * 8) & 255; px[i + 3] = 255; }
+      frames.push(px.buffer);
+    }
+    send({ type: 'chunk', id: m.id, index: chunk, firstFrame: chunk * fps, width, height, fps, frames, timings: { denoiseStepsMs: Array(m.steps).fill(stepMs), decodeMs: 1, cacheFillMs: 1 } }, frames);
+  }
+  send({ type: 'done', id: m.id, frames: m.seconds * fps, totalMs: performance.now() - t0 });
+};
+`;
+
+/** Serves SYNTHETIC_WORKER in place of web/worker.js for every page of `context`. */
+export async function useSyntheticWorker(context, url) {
+  await context.route(new URL('web/worker.js', url).href, (route) => route.fulfill({ contentType: 'text/javascript', body: SYNTHETIC_WORKER }));
+}
+
+/** Collects the worker's request log in window.__workerLog of every page of `context`. */
+export async function recordWorkerLog(context) {
+  await context.addInitScript(() => {
+    window.__workerLog = [];
+    new BroadcastChannel('kinema-test').onmessage = ({ data }) => window.__workerLog.push(data);
+  });
+}

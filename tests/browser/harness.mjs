@@ -43,7 +43,9 @@ export async function openBlank(browser, url) {
   // A context of its own: fresh Cache Storage and IndexedDB, and room for a second page (a reload).
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.on('close', () => context.close().catch(() => {}));
+  // The context goes with its last page.
+  context.on('page', (p) => p.on('close', () => context.pages().length === 0 && context.close().catch(() => {})));
+  page.on('close', () => context.pages().length === 0 && context.close().catch(() => {}));
   const problems = [];
   page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
