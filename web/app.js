@@ -473,8 +473,18 @@ function wireForm() {
   });
 }
 
+/** The service worker (sw.js at the site root) keeps the page for offline visits; optional. */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register(new URL('../sw.js', import.meta.url)).catch((err) => {
+    // Not fatal: only offline visits need it (blocked in some private modes and test browsers).
+    console.info('[kinema] no offline copy of the page:', err.message);
+  });
+}
+
 async function main() {
   $('reload').addEventListener('click', () => location.reload());
+  registerServiceWorker();
   preview = new Preview($('preview'));
   fillSelects();
   const { settings, problems } = parseParams(location.search);

@@ -23,8 +23,9 @@ after(async () => {
 });
 
 /** A fresh profile with the pretend CDN and (unless real) the stand-in worker; records problems. */
-async function newVisitor({ realWorker = false } = {}) {
-  const context = await browser.newContext({ acceptDownloads: true });
+async function newVisitor({ realWorker = false, serviceWorkers = 'block' } = {}) {
+  // Service workers off unless a test is about them: page.route() cannot see what one answers.
+  const context = await browser.newContext({ acceptDownloads: true, serviceWorkers });
   const cdn = await serveModel(context);
   if (!realWorker) await useSyntheticWorker(context, url);
   await recordWorkerLog(context);
@@ -278,6 +279,30 @@ describe('the page with the real worker (model not wired yet)', () => {
     await waitRun(page, 'failed', 120_000);
     assert.match(await page.textContent('#run-error-message'), /the model is not wired into the worker yet/);
     assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('after a first visit the page opens offline and the model comes from this device', async () => {
+    const { context, cdn } = await newVisitor({ realWorker: true, serviceWorkers: 'allow' });
+    const page = await context.newPage();
+    const address = link({ prompt: 'a cat', seconds: '1', autostart: '1' });
+    await page.goto(address);
+    await waitRun(page, 'failed', 120_000); // the model files are cached by now; the worker is not wired
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    // One more online visit under the service worker, so it keeps the page, its worker and the wasm.
+    await page.reload();
+    await waitRun(page, 'failed', 120_000);
+    assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller));
+
+    await context.setOffline(true);
+    cdn.faults.offline = true;
+    const offline = await context.newPage();
+    await offline.goto(address);
+    await waitRun(offline, 'failed', 120_000);
+    assert.equal(await offline.getAttribute('body', 'data-state'), 'ready', 'the engine started offline');
+    assert.match(await offline.textContent('#load-note'), /host cannot be reached; using the copy of the model saved on this device/);
+    // It got as far as the worker: the model came from the cache.
+    assert.match(await offline.textContent('#run-error-message'), /the model is not wired into the worker yet/);
     await context.close();
   });
 });

@@ -15,7 +15,7 @@ import serveStatic from 'serve-static';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 // Only what a visitor's browser needs: never the sources, .git or the build cache.
-const SERVED = [/^\/$/, /^\/index\.html$/, /^\/web\//, /^\/pkg\//, /^\/models\//];
+const SERVED = [/^\/$/, /^\/index\.html$/, /^\/sw\.js$/, /^\/web\//, /^\/pkg\//, /^\/models\//];
 const HIDDEN = /\/(node_modules|tools|train)\/|\/\./;
 
 /** Starts the server; resolves to { server, url } once it listens. */
