@@ -279,7 +279,9 @@ async function run(settings) {
   }
 
   const seed = settings.seed ?? randomSeed();
-  if (settings.seed === null) $('seed').placeholder = `random (last: ${seed})`;
+  // A random seed is shown, so a clip the visitor likes can be made again.
+  $('seed-last').hidden = settings.seed !== null;
+  $('seed-last').textContent = `this clip: seed ${seed}`;
   $('output').hidden = false;
   $('player').hidden = true;
   $('player').removeAttribute('src');
@@ -315,6 +317,7 @@ async function run(settings) {
     setRun('done');
     await saveToGallery(clip);
   } catch (err) {
+    $('stat-eta').textContent = '—';
     if (err?.name === 'AbortError') {
       setRun('cancelled');
       $('gen-status').textContent = 'Cancelled.';

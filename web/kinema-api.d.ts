@@ -93,7 +93,7 @@ export interface FrameBatch {
   height: number;
   fps: number;
   /** RGBA8 pixels, width × height × 4 bytes per frame (ready for `new ImageData(frame, width, height)`). */
-  frames: Uint8ClampedArray[];
+  frames: Uint8ClampedArray<ArrayBuffer>[];
   timings: { denoiseStepsMs: number[]; decodeMs: number; cacheFillMs: number };
 }
 
