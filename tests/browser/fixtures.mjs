@@ -46,10 +46,11 @@ export const ROLE_ORDER_PATHS = ['tokenizer.json', 'text-00.safetensors', 'dit-0
  *   faults.abortOnce   Set of paths whose first request fails at the network level
  *   faults.noRange     ignore Range headers (answer 200 with the whole file)
  *   faults.offline     every request fails as if the network were down
+ *   faults.delayMs     answer every file request this late (a slow host)
  */
 export async function serveModel(target, { base = CDN, model = syntheticModel() } = {}) {
   const log = [];
-  const faults = { missing: new Set(), flip: new Set(), flipOnce: new Set(), cutOnce: new Map(), abortOnce: new Set(), noRange: false, offline: false };
+  const faults = { missing: new Set(), flip: new Set(), flipOnce: new Set(), cutOnce: new Map(), abortOnce: new Set(), noRange: false, offline: false, delayMs: 0 };
   const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Range', 'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges' };
   await target.route(`${base}**`, async (route) => {
     const req = route.request();
@@ -61,6 +62,7 @@ export async function serveModel(target, { base = CDN, model = syntheticModel() 
     const range = (await req.allHeaders()).range ?? null;
     log.push({ path, range });
     if (faults.offline) return route.abort('internetdisconnected');
+    if (faults.delayMs && path !== 'manifest.json') await new Promise((r) => setTimeout(r, faults.delayMs));
     if (faults.abortOnce.has(path)) {
       faults.abortOnce.delete(path);
       return route.abort('connectionreset');

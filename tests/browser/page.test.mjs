@@ -166,6 +166,28 @@ describe('the page with a stand-in worker', () => {
     await context.close();
   });
 
+  test('Cancel during the model download stops it; Generate again resumes with the files already here', async () => {
+    const { context, cdn, problems } = await newVisitor();
+    const page = await context.newPage();
+    cdn.faults.delayMs = 400;
+    await page.goto(link({ prompt: 'a cat', seconds: '1', autostart: '1' }));
+    await waitRun(page, 'loading');
+    await page.waitForFunction(() => /\((2|3) of 5\)/.test(document.querySelector('#load-file-text').textContent), null, { timeout: 30_000 });
+    await page.click('#cancel');
+    await waitRun(page, 'cancelled', 2000);
+    assert.match(await page.textContent('#load-text'), /Loading cancelled\. Press Generate to continue; files already downloaded are kept\./);
+    assert.equal(await page.isVisible('#run-error'), false, 'cancelling is not an error');
+    const before = cdn.log.filter((r) => r.path !== 'manifest.json').map((r) => r.path);
+    cdn.faults.delayMs = 0;
+    cdn.log.length = 0;
+    await page.click('#generate');
+    await waitRun(page, 'done');
+    const after = cdn.log.filter((r) => r.path !== 'manifest.json').map((r) => r.path);
+    assert.ok(before.length >= 1 && !after.includes(before[0]), `fetched before: ${before}, after: ${after}`);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   test('out of GPU memory mid-clip → a clear message and "Try a 2 s clip", which works', async () => {
     const { context, problems } = await newVisitor();
     const page = await context.newPage();
