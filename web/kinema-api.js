@@ -53,6 +53,7 @@ export class Kinema {
     /** @type {Map<number, Generation>} */
     this.generations = new Map();
     this.pendingLoad = null;
+    this.restarting = null;
   }
 
   /** Starts (or restarts) the worker and resolves after its probe. */
@@ -138,6 +139,13 @@ export class Kinema {
   async loadModel(base = DEFAULT_MODEL, { onProgress = () => {}, signal, cache = true } = {}) {
     if (this.pendingLoad) throw new KinemaError('input', 'A model is already being loaded.');
     if (this.generations.size) throw new KinemaError('input', 'A clip is being generated; cancel it before loading another model.');
+    if (this.restarting) {
+      // After a lost device the worker is being restarted; a failed restart is this load's error.
+      // (Once: a worker that then could not start answers requests with a 'no-webgpu' error.)
+      const restart = this.restarting;
+      this.restarting = null;
+      await restart;
+    }
     const loaded = await loadModel(base, { onProgress, signal, cache });
     onProgress({ phase: 'gpu', fileIndex: loaded.manifest.files.length - 1, fileCount: loaded.manifest.files.length, fileBytes: 0, fileSize: 0, bytes: 0, total: 0, bytesPerSecond: 0, bytesFetched: loaded.bytesFetched, message: 'Handing the model to the GPU…' });
     const answer = new Promise((resolve, reject) => (this.pendingLoad = { resolve, reject }));
@@ -197,7 +205,11 @@ export class Kinema {
     this.generations.delete(id);
     // After a lost device the worker's GPU state is gone: start a fresh worker; the next
     // loadModel() comes from the cache, so a retry costs seconds, not a download.
-    if (deviceLost) this.#startWorker().catch((err) => console.error('[kinema] restarting the GPU worker failed', err));
+    if (deviceLost) {
+      this.restarting = this.#startWorker();
+      // Kept (not thrown here): the next loadModel() reports it, with its own message.
+      this.restarting.catch(() => {});
+    }
   }
 
   /** Stops the worker; this instance cannot be used afterwards. */
