@@ -23,13 +23,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 from safetensors import safe_open  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from kinema.config import KinemaConfig  # noqa: E402
-from kinema.folder import read_model_folder, write_model_folder  # noqa: E402
+from kinema.folder import read_model_folder, save_deterministic, write_model_folder  # noqa: E402
 from kinema.model import (Kinema, KVCache, calibrate_decoder_output_, param_counts,  # noqa: E402
                           random_init_, sample)
 from kinema.text import PromptTokenizer, load_minilm_into, minilm_dir  # noqa: E402
@@ -192,7 +191,7 @@ def cmd_fixtures_tiny(args) -> None:
 
     cases = {k: v.contiguous() for k, v in cases.items()}
     path = out / "cases.safetensors"
-    save_file(cases, str(path), metadata={
+    save_deterministic(cases, path, metadata={
         "prompts": json.dumps(TINY_PROMPTS), "steps": str(steps), "chunks": str(n_chunks),
         "seed": str(args.seed), "generated_by": "models/train/export.py fixtures-tiny"})
     print(f"wrote {path} ({path.stat().st_size} bytes, {len(cases)} tensors)")
@@ -228,7 +227,7 @@ def cmd_fixtures_minilm(args) -> None:
             print(f"  [{k}] {ids.shape[1]:2d} tokens  {s[:60]!r}")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(out, str(path), metadata={
+    save_deterministic(out, path, metadata={
         "sentences": json.dumps(MINILM_SENTENCES), "max_text_tokens": str(cfg.text.max_text_tokens),
         "model": args.model_rel, "weights": "text.* of the model folder as stored (f16 rounding)",
         "generated_by": "models/train/export.py fixtures-minilm"})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
 from .config import KinemaConfig
 
@@ -20,6 +20,18 @@ SHARD_LIMIT = 16 * 1024 * 1024
 HEADER_RESERVE = 256 * 1024
 ROLES = ("text", "dit", "decoder")
 PART_RE = re.compile(r"^(.*)\.part(\d+)$")
+
+
+def save_deterministic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict) -> None:
+    """safetensors' save with the header metadata in sorted key order: the library writes it from
+    a hash map, so with several keys the bytes (and the sha256) would change from run to run."""
+    raw = save(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    Path(path).write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
 
 
 def sha256_file(path: Path) -> str:
