@@ -142,14 +142,19 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def rope_tables(cfg: DiTConfig, f0: int, frames: int, device=None, dtype=torch.float32):
-    """cos/sin [N, head_dim/2] for the tokens of frames f0..f0+frames, ordered (frame, row, col).
+    """cos/sin [N, head_dim/2] for the tokens of frames f0..f0+frames, ordered (frame, row, col)."""
+    return rope_tables_at(cfg, torch.arange(f0, f0 + frames), device, dtype)
+
+
+def rope_tables_at(cfg: DiTConfig, frame_pos: torch.Tensor, device=None, dtype=torch.float32):
+    """cos/sin [N, head_dim/2] for the tokens of the frames at absolute indices `frame_pos`.
 
     Column j of the table belongs to the pair (j, j + n/2) of its section; sections are laid out
     consecutively (t, y, x). Angles are computed in float64 so the reference is as exact as f32
     allows; the Rust side computing them in f32 differs by ~1e-6 at the largest frame index.
     """
     hp, wp = cfg.latent_height // cfg.patch, cfg.latent_width // cfg.patch
-    f = torch.arange(f0, f0 + frames, dtype=torch.float64)
+    f = torch.as_tensor(frame_pos, dtype=torch.float64).cpu()
     r = torch.arange(hp, dtype=torch.float64)
     c = torch.arange(wp, dtype=torch.float64)
     pos = torch.stack(torch.meshgrid(f, r, c, indexing="ij"), dim=-1).reshape(-1, 3)
@@ -355,14 +360,14 @@ class DiT(nn.Module):
         return self.t_embed(timestep_embedding(t, fd)) + self.d_embed(timestep_embedding(d, fd)) \
             + self.pooled_proj(pooled)[:, None, :]
 
-    def _run(self, x, t, d, tokens, pooled, text_mask, f0, mask, cache, write_cache):
+    def _run(self, x, t, d, tokens, pooled, text_mask, frame_pos, mask, cache, write_cache):
         B, T = x.shape[:2]
         D = self.cfg.dim
         h = self.patch_embed(self.patchify(x))
         c = self.condition(t, d, pooled)
         m = self.adaln(c).view(B, T, 6, D)
         ctx = self.text_proj(tokens)
-        cos, sin = rope_tables(self.cfg, f0, T, device=x.device, dtype=x.dtype)
+        cos, sin = rope_tables_at(self.cfg, frame_pos, device=x.device, dtype=x.dtype)
         for i, blk in enumerate(self.blocks):
             past = cache.get(i) if cache is not None else None
             h, (k, v) = blk(h, m, ctx, text_mask, cos, sin, mask, past)
@@ -384,7 +389,33 @@ class DiT(nn.Module):
         T = x.shape[1]
         assert T % self.cfg.chunk_frames == 0
         mask = block_causal_mask(T, self.cfg, device=x.device)
-        return self._run(x, t, d, tokens, pooled, text_mask, f0, mask, None, False)
+        pos = torch.arange(f0, f0 + T)
+        return self._run(x, t, d, tokens, pooled, text_mask, pos, mask, None, False)
+
+    def forward_teacher_forced(self, noisy, clean, t, d, tokens, pooled, text_mask=None,
+                               f0: int = 0):
+        """Training that matches inference exactly, for every chunk in one pass (CausVid-style
+        teacher forcing): the sequence is [clean clip at t = d = 0 | noisy clip]; clean tokens
+        attend block-causally among themselves, a noisy chunk q attends to clean chunks
+        q-window+1 .. q-1 and to itself. Both halves use the same absolute frame positions.
+        Returns v for `noisy` [B, T, C, h, w]; costs a forward over 2T frames. Chunk q's output
+        equals `forward_chunk` with a KV cache filled from `clean` (tests/test_model.py)."""
+        B, T = noisy.shape[:2]
+        cfg = self.cfg
+        assert T % cfg.chunk_frames == 0 and clean.shape == noisy.shape
+        z = torch.zeros(B, T, device=t.device, dtype=t.dtype)
+        x = torch.cat([clean, noisy], dim=1)
+        tt, dd = torch.cat([z, t], dim=1), torch.cat([z, d], dim=1)
+        chunk = (torch.arange(T, device=x.device) // cfg.chunk_frames) \
+            .repeat_interleave(cfg.tokens_per_frame)
+        q, k = chunk[:, None], chunk[None, :]
+        in_window = k > q - cfg.window_chunks
+        clean_rows = torch.cat([(k <= q) & in_window, torch.zeros_like(in_window)], dim=1)
+        noisy_rows = torch.cat([(k < q) & in_window, k == q], dim=1)
+        mask = torch.cat([clean_rows, noisy_rows], dim=0)
+        pos = torch.arange(f0, f0 + T).repeat(2)
+        v = self._run(x, tt, dd, tokens, pooled, text_mask, pos, mask, None, False)
+        return v[:, T:]
 
     # ---- inference: one chunk against the KV cache ----------------------------------------
     def forward_chunk(self, x, t, d, tokens, pooled, f0: int, cache: KVCache | None = None,
@@ -393,7 +424,8 @@ class DiT(nn.Module):
         cached chunks plus this one (all visible). With write_cache, this pass's k/v are appended
         (use `fill_cache`)."""
         assert x.shape[1] == self.cfg.chunk_frames
-        return self._run(x, t, d, tokens, pooled, text_mask, f0, None, cache, write_cache)
+        pos = torch.arange(f0, f0 + x.shape[1])
+        return self._run(x, t, d, tokens, pooled, text_mask, pos, None, cache, write_cache)
 
     def fill_cache(self, clean, tokens, pooled, f0: int, cache: KVCache, text_mask=None):
         z = torch.zeros(clean.shape[:2], device=clean.device, dtype=clean.dtype)

@@ -121,6 +121,42 @@ def test_kv_cache_chunks_equal_block_causal_training_forward(window):
         assert (alone - v_chunk).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_teacher_forced_training_forward_equals_kv_cache_generation(window):
+    """All chunks in one training pass, each exactly as the browser computes it."""
+    m, g = tiny(window_chunks=window)
+    m = m.double()
+    cfg, d = m.cfg, m.cfg.dit
+    F, n_chunks, B = d.chunk_frames, 4, 2
+    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
+    mask = ids != 0
+    tokens, pooled = m.text(ids, mask)
+    clean = latents(cfg, B, F * n_chunks, g).double()
+    noisy = latents(cfg, B, F * n_chunks, g).double()
+    t = torch.rand(B, F * n_chunks, generator=g).double()
+    dd = torch.rand(B, F * n_chunks, generator=g).double()
+    v_train = m.dit.forward_teacher_forced(noisy, clean, t, dd, tokens, pooled, mask, f0=F)
+    cache = KVCache(d)
+    for c in range(n_chunks):
+        s = slice(c * F, (c + 1) * F)
+        f0 = F + c * F
+        v = m.dit.forward_chunk(noisy[:, s], t[:, s], dd[:, s], tokens, pooled, f0, cache, mask)
+        m.dit.fill_cache(clean[:, s], tokens, pooled, f0, cache, mask)
+        assert (v_train[:, s] - v).abs().max().item() < 1e-10, c
+
+
+def test_unpatchify_inverts_patchify():
+    m, g = tiny()
+    x = latents(m.cfg, 2, 4, g)
+    tok = m.dit.patchify(x)
+    assert tok.shape == (2, 4 * m.cfg.dit.tokens_per_frame, 16)
+    # token (frame 1, row 1, col 2), value (channel 3, py 1, px 0)
+    p = m.cfg.dit.patch
+    wp = m.cfg.dit.latent_width // p
+    assert tok[0, m.cfg.dit.tokens_per_frame + 1 * wp + 2, 3 * p * p + 1 * p + 0] == x[0, 1, 3, 3, 4]
+    assert torch.equal(m.dit.unpatchify(tok, 4), x)
+
+
 def test_rope_preserves_norm_and_is_relative():
     cfg = KinemaConfig.kinema_tiny().dit
     g = torch.Generator().manual_seed(1)
