@@ -64,27 +64,42 @@ def random_parts_(model: Kinema, seed: int) -> None:
     calibrate_decoder_output_(model.decoder, probe)
 
 
-def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """dit.* and decoder.* from a safetensors file or a torch.save'd state dict (optionally
-    under a "model" or "ema" key); other keys (text.*, encoder.*, optimiser) are ignored."""
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], KinemaConfig | None]:
+    """dit.* and decoder.* from a safetensors file or a torch.save'd dict (the state dict itself
+    or under "ema"/"model"/"state_dict"); other keys (text.*, encoder.*, optimiser) are ignored.
+    The architecture comes along when the checkpoint has one: safetensors metadata
+    "architecture" (JSON) or a top-level "architecture" dict in the torch file."""
+    arch = None
     if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
             sd = {k: f.get_tensor(k) for k in f.keys()}
+            meta = f.metadata() or {}
+        if "architecture" in meta:
+            arch = json.loads(meta["architecture"])
     else:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        top = torch.load(str(path), map_location="cpu", weights_only=True)
+        arch = top.get("architecture") if isinstance(top.get("architecture"), dict) else None
+        sd = top
         for key in ("ema", "model", "state_dict"):
-            if key in sd and isinstance(sd[key], dict):
-                sd = sd[key]
+            if key in top and isinstance(top[key], dict):
+                sd = top[key]
                 break
-    return {k: v.float() for k, v in sd.items() if k.startswith(("dit.", "decoder."))}
+    sd = {k: v.float() for k, v in sd.items()
+          if k.startswith(("dit.", "decoder.")) and isinstance(v, torch.Tensor)}
+    return sd, (KinemaConfig.from_json(arch) if arch is not None else None)
 
 
 def cmd_kinema_tiny(args) -> None:
     cfg = KinemaConfig.kinema_tiny()
+    sd = None
+    if args.checkpoint:
+        sd, ckpt_cfg = load_checkpoint(Path(args.checkpoint))
+        cfg = ckpt_cfg or cfg
+        # The text encoder is the pretrained MiniLM, always; its shape cannot change.
+        assert cfg.text == KinemaConfig.kinema_tiny().text, cfg.text
     model = Kinema(cfg)
     load_minilm_into(model.text)
-    if args.checkpoint:
-        sd = load_checkpoint(Path(args.checkpoint))
+    if sd is not None:
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.startswith("text.")]
         assert not missing and not unexpected, (missing, unexpected)

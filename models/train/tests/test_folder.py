@@ -115,3 +115,22 @@ def test_committed_tiny_fixtures_still_match_the_model():
         noise = [c[f"generate.noise.{i}"][None] for i in range(int(meta["chunks"]))]
         gen = sample(m, tokens, pooled, len(noise), int(meta["steps"]), noise=noise)
         assert torch.allclose(gen[0], c["generate.frames"], atol=1e-5)
+
+
+def test_checkpoint_loading_variants(tmp_path):
+    import export
+    from safetensors.torch import save_file
+
+    cfg, state = _tiny_state()
+    ours = {k: v for k, v in state.items() if k.startswith(("dit.", "decoder."))}
+    torch.save({"step": 7, "ema": {**state, "encoder.0.weight": torch.zeros(1)},
+                "architecture": cfg.to_json()}, tmp_path / "a.pt")
+    sd, c = export.load_checkpoint(tmp_path / "a.pt")
+    assert c == cfg and sd.keys() == ours.keys()
+    save_file({k: v.half() for k, v in state.items()}, str(tmp_path / "b.safetensors"),
+              metadata={"architecture": json.dumps(cfg.to_json())})
+    sd, c = export.load_checkpoint(tmp_path / "b.safetensors")
+    assert c == cfg and all(torch.equal(sd[k], ours[k].half().float()) for k in ours)
+    torch.save(state, tmp_path / "c.pt")
+    sd, c = export.load_checkpoint(tmp_path / "c.pt")
+    assert c is None and sd.keys() == ours.keys()
