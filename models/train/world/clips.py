@@ -33,20 +33,15 @@ def _shot_frames(shot, sim, W):
     }
 
 
-@torch.no_grad()
-def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, device="cpu",
-                 max_frames: int = 256, with_labels: bool = True):
-    """Render clips (all the same length). Returns video [B, T, 3, H, W] float32 in [0, 1] and,
-    per clip, a label dict: its shots (attributes, frame range, caption-free), per-frame subject
-    boxes in pixels, visibility, and world positions."""
+def prepare(specs: list[ClipSpec], height: int = 144, width: int = 256, with_labels: bool = True) -> dict:
+    """The host half of rendering: physics, cameras and per-frame parameters as numpy arrays.
+    Picklable, so worker processes can prepare later steps while the GPU draws this one."""
     T = specs[0].frames
     assert all(s.frames == T for s in specs), "a batch holds clips of one length"
     B = len(specs)
-    device = torch.device(device)
-    out = torch.empty(B * T, 3, height, width, device=device)
     groups = defaultdict(list)  # (scene, subject, motion) -> list of (frame offset, per-frame dict)
     styles = np.empty(B * T, dtype=object)
-    times = np.zeros(B * T)
+    times = np.zeros(B * T, dtype=np.float32)
     labels = []
     for b, spec in enumerate(specs):
         f0 = b * T
@@ -54,8 +49,7 @@ def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, dev
         boxes, vis, wxy = [], [], []
         for shot in spec.shots:
             sim = simulate(shot)
-            params = _shot_frames(shot, sim, width)
-            groups[(shot.scene, shot.subject, shot.motion)].append((f0, params))
+            groups[(shot.scene, shot.subject, shot.motion)].append((f0, _shot_frames(shot, sim, width)))
             styles[f0:f0 + shot.frames] = shot.style
             times[f0:f0 + shot.frames] = sim["t"]
             if with_labels:
@@ -68,19 +62,30 @@ def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, dev
         if with_labels:
             labels.append({"shots": shot_labels, "box": np.concatenate(boxes), "visible": np.concatenate(vis),
                            "world_xy": np.concatenate(wxy)})
-
+    packed = []
     for (scene, subject, motion), items in groups.items():
         idx = np.concatenate([np.arange(f0, f0 + len(p["x"])) for f0, p in items])
-        cat = {k: np.concatenate([np.asarray(p[k]) for _, p in items]) for k in items[0][1]}
+        cat = {k: np.ascontiguousarray(np.concatenate([np.asarray(p[k]) for _, p in items])) for k in items[0][1]}
+        packed.append((scene, subject, motion, idx, cat))
+    return {"B": B, "T": T, "H": height, "W": width, "groups": packed, "styles": styles, "times": times,
+            "labels": labels}
+
+
+@torch.no_grad()
+def draw(prep: dict, device="cpu", max_frames: int = 256) -> torch.Tensor:
+    """The device half: per-frame parameters -> video [B, T, 3, H, W] float32 in [0, 1]."""
+    B, T, height, width = prep["B"], prep["T"], prep["H"], prep["W"]
+    device = torch.device(device)
+    out = torch.empty(B * T, 3, height, width, device=device)
+    for scene, subject, motion, idx, cat in prep["groups"]:
         for s in range(0, len(idx), max_frames):
             sl = slice(s, s + max_frames)
-            p = {k: torch.as_tensor(np.ascontiguousarray(v[sl]), device=device,
-                                    dtype=torch.int64 if k == "seed_i" else torch.float32) for k, v in cat.items()}
+            p = {k: torch.as_tensor(v[sl], device=device, dtype=torch.int64 if k == "seed_i" else torch.float32)
+                 for k, v in cat.items()}
             p["motion_run"] = motion == "run"
-            frames = render_group(p, scene, subject, height, width)
-            out[torch.as_tensor(idx[sl], device=device)] = frames
-
-    t_all = torch.as_tensor(times, dtype=torch.float32, device=device)
+            out[torch.as_tensor(idx[sl], device=device)] = render_group(p, scene, subject, height, width)
+    t_all = torch.as_tensor(prep["times"], device=device)
+    styles = prep["styles"]
     for st in STYLES:
         if st == "flat":
             continue
@@ -88,7 +93,16 @@ def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, dev
         for s in range(0, len(sel), max_frames):
             ii = torch.as_tensor(sel[s:s + max_frames], device=device)
             out[ii] = STYLE_FN[st](out[ii], t_all[ii])
-    return out.view(B, T, 3, height, width), labels
+    return out.view(B, T, 3, height, width)
+
+
+def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, device="cpu",
+                 max_frames: int = 256, with_labels: bool = True):
+    """Render clips (all the same length). Returns video [B, T, 3, H, W] float32 in [0, 1] and,
+    per clip, a label dict: its shots (attributes and frame range), per-frame subject boxes in
+    pixels, visibility, and world positions."""
+    prep = prepare(specs, height, width, with_labels)
+    return draw(prep, device, max_frames), prep["labels"]
 
 
 def sample_batch(base_seed: int, step: int, batch: int, frames: int, mode: str = "train",

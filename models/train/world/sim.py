@@ -141,7 +141,7 @@ def simulate(shot: Shot) -> dict:
         phase = 2 * math.pi * rng.uniform(1.5, 2.5) * t
         angle = 0.25 * np.gradient(y) * FPS / max(v, 0.1) * d
     elif s == "rocket":
-        t_ign = rng.uniform(0.4, min(2.5, dur * 0.4))
+        t_ign = rng.uniform(min(0.4, dur * 0.2), max(min(2.5, dur * 0.4), min(0.4, dur * 0.2) + 1e-3))
         a = rng.uniform(2.0, 4.0) * mul
         tt = np.maximum(t - t_ign, 0.0)
         y = 0.5 * a * tt**2
