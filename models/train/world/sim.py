@@ -319,7 +319,8 @@ def _camera(shot, rng, t, x, y, scale, hoop_x):
     else:
         cam_y = base_y / zoom
     if sub == "rocket" and cam != "static":
-        cam_y = np.maximum(cam_y, _smooth(cy_sub, 0.25))
+        # tilt up with the rocket; a lagging camera would lose an accelerating subject
+        cam_y = np.maximum(cam_y, cy_sub - 0.3)
     return cam_x, cam_y, zoom
 
 

@@ -75,9 +75,16 @@ SCENE_WEATHERS["snow_slope"] = ["clear", "snow", "fog"]
 SCENE_WEATHERS["ice_rink"] = ["clear", "snow", "fog"]
 SCENE_WEATHERS["desert"] = ["clear", "fog", "rain"]
 
-# Subjects whose speed is high enough that a locked-off camera would lose them at once; they
-# get a moving camera far more often.
-FAST = {"skier", "snowboarder", "skater", "car", "rocket"}
+# Subjects that cross the whole frame in about a second: a locked-off or zooming camera would
+# lose them at once, so they are filmed as sport is, with a pan or a tracking shot.
+FAST = {"skier", "snowboarder", "skater", "car"}
+
+# Fastest horizontal speed (world units/s, sim.py's ranges times the "fast" factor) per motion.
+# A locked-off camera sees about 13 units at its widest, so longer or faster shots get a moving
+# camera instead of losing their subject halfway through.
+VMAX = {"walk": 1.3, "run": 3.9, "fly": 3.3, "swim": 1.7, "roll": 2.2, "throw": 3.0, "bounce": 0.5,
+        "launch": 0.0, "shoot": 0.0}
+STATIC_SPAN = 12.0
 
 HELDOUT_PATH = os.path.join(os.path.dirname(__file__), "heldout.json")
 
@@ -156,9 +163,15 @@ def sample_shot(rng: np.random.Generator, frames: int, heldout: list[dict], mode
         else:
             weather = fixed.get("weather") or _choice(rng, ws, p=[0.4] + [0.6 / (len(ws) - 1)] * (len(ws) - 1) if len(ws) > 1 else None)
         if subject in FAST:
-            camera = fixed.get("camera") or _choice(rng, CAMERAS, p=[0.1, 0.25, 0.1, 0.55])
+            camera = fixed.get("camera") or _choice(rng, CAMERAS, p=[0.0, 0.4, 0.0, 0.6])
+            if camera in ("static", "zoom"):
+                raise ValueError(f"{subject} moves too fast for a {camera} camera")
         else:
             camera = fixed.get("camera") or _choice(rng, CAMERAS, p=[0.35, 0.2, 0.2, 0.25])
+        if camera == "static" and VMAX.get(motion, 99) * frames / FPS > STATIC_SPAN:
+            if "camera" in fixed:
+                continue
+            camera = _choice(rng, ["pan", "follow"])
         st = fixed.get("style") or style or _choice(rng, STYLES, p=[0.4, 0.15, 0.15, 0.15, 0.15])
         shot = Shot(subject=subject, colour=colour, motion=motion, direction=int(rng.choice([-1, 1])),
                     scene=scene, time=time, weather=weather, camera=camera, style=st, frames=frames,
