@@ -9,7 +9,8 @@
 Stages read the previous stage's checkpoint from the same run folder:
   <run>/ae/        encoder.* + decoder.*   (autoencoder)
   <run>/flow/      dit.*                   (rectified flow, diffusion forcing)
-  <run>/shortcut/  dit.*                   (few-step, guidance baked in; initialised from flow/)
+  <run>/shortcut/  dit.*                   (few-step, guidance baked in; initialised from flow/,
+                                           which it no longer needs once it has its own checkpoint)
   <run>/log.jsonl  one record per logged step: stage, step, loss, lr, samples/s, ...
 A checkpoint is the EMA weights in bf16 shards of <= 15 MiB plus state.json (step, config, data
 seed). No optimiser state travels: each session restarts AdamW with a short warm-up. The data of
@@ -278,15 +279,11 @@ class Trainer:
                 net.load_state_dict(init_sd, strict=True)
             elif self.stage == "shortcut":
                 net.load_state_dict(self.load_prev("flow", ("dit.",)), strict=True)
-            if self.stage == "shortcut":
-                self.teacher = DiT(cfg.dit, text_dim=cfg.text.hidden)
-                self.teacher.load_state_dict({k[4:]: v for k, v in self.load_prev("flow", ("dit.",)).items()})
-                self.teacher.to(dev).eval().requires_grad_(False)
         net.to(dev)
         ema = EMA(net, a.ema)
         fwd = net
-        if a.compile:
-            fwd = torch.compile(net)
+        if a.compile:  # compile each part; the ModuleDict itself has no forward
+            fwd = {k: torch.compile(m) for k, m in net.items()}
         decay, no_decay = [], []
         for n, p in net.named_parameters():
             (decay if p.ndim >= 2 else no_decay).append(p)
@@ -401,61 +398,64 @@ class Trainer:
         loss = (err * kf).sum() / kf.sum().clamp(min=1)
         return loss, {"teacher_forced": float(teacher_forced)}
 
-    # ---- shortcut: s(x, t, 2d) = (s(x, t, d) + s(x - d s, t - d, d)) / 2, the base being the
-    # teacher's classifier-free-guided velocity, so 2-4 Euler steps need no second (CFG) pass.
+    # ---- shortcut: S(x, t, 2h) = (S(x, t, h) + S(x - h S, t - h, h)) / 2 (Frans et al.), with
+    # classifier-free guidance folded into the smallest step, so the browser's 2-4 Euler steps
+    # need no second (unconditional) pass. No separate teacher: d = 0 keeps training as plain
+    # flow matching (caption dropout included) and the EMA's d = 0 velocities, guided, are the
+    # base case. One DiT checkpoint per stage is what fits the 64 MiB the device accepts.
+    D_MIN = 1 / 64
+
     def loss_shortcut(self, net, ema, video, caps):
         a = self.args
-        cfgd = self.cfg.dit
-        F_ = cfgd.chunk_frames
+        F_ = self.cfg.dit.chunk_frames
         z0, tokens, pooled, mask, drop = self._latents_text(video, caps)
         B, Tl = z0.shape[:2]
         nc = Tl // F_
-        half_b = B // 2 if B > 1 else 1
+        dev = z0.device
         eps = torch.randn_like(z0)
-
-        # (a) base: d = 0 against the guided teacher
-        tc, keep = chunk_mask_and_t(B, nc, a.clean_prefix, None, z0.device)
-        t = tc.repeat_interleave(F_, 1)
-        tt = t[:, :, None, None, None]
-        xt = (1 - tt) * z0 + tt * eps
-        zero = torch.zeros_like(t)
-        empty_tok, empty_pool, empty_mask = self.text([""] * B)
-        with torch.no_grad(), self.autocast():
-            vc = self.teacher(xt, t, zero, tokens, pooled, mask).float()
-            vu = self.teacher(xt, t, zero, empty_tok, empty_pool, empty_mask).float()
-        w = torch.where(drop.to(z0.device), torch.zeros(()), torch.full((), a.guidance - 1.0)).to(z0.device)
-        vg = vc + w[:, None, None, None, None] * (vc - vu)
-
-        # (b) self-consistency at step D = 2 * half, D log-uniform in [1/64, 1], t >= D
-        lo = math.log(1 / 64)
-        Dc = torch.exp(lo + torch.rand(B, nc, device=z0.device) * (-lo))
-        tc2 = Dc + torch.rand(B, nc, device=z0.device) * (1 - Dc)
-        tc2 = torch.where(keep > 0, tc2, torch.zeros_like(tc2))
+        tc, keep = chunk_mask_and_t(B, nc, a.clean_prefix, None, dev)
+        # group per sample: 0 = flow matching at d = 0, 1 = guided base at D_MIN, 2 = consistency
+        grp = torch.arange(B, device=dev) % 3 if B >= 3 else torch.tensor([0, 2][:B], device=dev)
+        lo, hi = math.log(2 * self.D_MIN), 0.0
+        Dc = torch.exp(lo + torch.rand(B, nc, device=dev) * (hi - lo))
+        Dc = torch.where((grp == 1)[:, None], torch.full_like(Dc, self.D_MIN), Dc)
+        Dc = torch.where((grp == 0)[:, None], torch.zeros_like(Dc), Dc)
+        # a step of size D must start at t >= D
+        tc = torch.where(grp[:, None] > 0, Dc + tc * (1 - Dc), tc)
+        tc = torch.where(keep > 0, tc, torch.zeros_like(tc))
         Dc = torch.where(keep > 0, Dc, torch.zeros_like(Dc))
-        t2 = tc2.repeat_interleave(F_, 1)
+        t = tc.repeat_interleave(F_, 1)
         D = Dc.repeat_interleave(F_, 1)
-        h = D / 2
-        dh = torch.where(h < 1 / 128, torch.zeros_like(h), h)
-        x2 = (1 - t2[:, :, None, None, None]) * z0 + t2[:, :, None, None, None] * eps
+        e5 = lambda v: v[:, :, None, None, None]  # noqa: E731
+        xt = (1 - e5(t)) * z0 + e5(t) * eps
+        target = eps - z0  # group 0
         with torch.no_grad(), self.autocast():
-            s1 = ema.model["dit"](x2, t2, dh, tokens, pooled, mask).float()
-            xm = x2 - h[:, :, None, None, None] * s1
-            s2 = ema.model["dit"](xm, t2 - h, dh, tokens, pooled, mask).float()
-        tgt2 = (s1 + s2) / 2
-
-        # one student pass over both halves
-        sel_a = torch.arange(B, device=z0.device) < half_b
-        xs = torch.where(sel_a[:, None, None, None, None], xt, x2)
-        ts = torch.where(sel_a[:, None], t, t2)
-        ds = torch.where(sel_a[:, None], zero, D)
-        tgt = torch.where(sel_a[:, None, None, None, None], vg, tgt2)
+            i1 = torch.nonzero(grp == 1).flatten()
+            if len(i1):
+                et, ep, em = self.text([""] * len(i1))
+                z1 = torch.zeros_like(t[i1])
+                vc = ema.model["dit"](xt[i1], t[i1], z1, tokens[i1], pooled[i1], mask[i1]).float()
+                vu = ema.model["dit"](xt[i1], t[i1], z1, et, ep, em).float()
+                w = torch.where(drop[i1.cpu()].to(dev), torch.zeros(len(i1), device=dev),
+                                torch.full((len(i1),), a.guidance - 1.0, device=dev))
+                target = target.index_copy(0, i1, vc + e5(w[:, None]) * (vc - vu))
+            i2 = torch.nonzero(grp == 2).flatten()
+            if len(i2):
+                h = D[i2] / 2
+                s1 = ema.model["dit"](xt[i2], t[i2], h, tokens[i2], pooled[i2], mask[i2]).float()
+                s2 = ema.model["dit"](xt[i2] - e5(h) * s1, t[i2] - h, h, tokens[i2], pooled[i2], mask[i2]).float()
+                target = target.index_copy(0, i2, (s1 + s2) / 2)
         with self.autocast():
-            pred = net["dit"](xs, ts, ds, tokens, pooled, mask).float()
+            pred = net["dit"](xt, t, D, tokens, pooled, mask).float()
         kf = keep.repeat_interleave(F_, 1)
-        err = ((pred - tgt) ** 2).mean((2, 3, 4)) * kf
-        la = err[sel_a].sum() / kf[sel_a].sum().clamp(min=1)
-        lb = err[~sel_a].sum() / kf[~sel_a].sum().clamp(min=1) if (~sel_a).any() else torch.zeros(())
-        return la + lb, {"base": la.detach(), "consistency": lb.detach()}
+        err = ((pred - target) ** 2).mean((2, 3, 4)) * kf
+        parts = {}
+        for gi, name in enumerate(("flow", "base", "consistency")):
+            sel = grp == gi
+            if sel.any():
+                parts[name] = (err[sel].sum() / kf[sel].sum().clamp(min=1)).detach()
+        loss = err.sum() / kf.sum().clamp(min=1)
+        return loss, parts
 
 
 # ---------------------------------------------------------------------------------------- export
