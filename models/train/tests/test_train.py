@@ -38,10 +38,11 @@ def test_toy_end_to_end(tmp_path):
     _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32")
     from kinema.folder import read_model_folder
     from kinema.model import Kinema, sample
+    from kinema.model import from_numpy_state
     manifest, cfg, sd = read_model_folder(out)
     assert manifest["trained"] is True
     model = Kinema(cfg)
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(from_numpy_state(sd), strict=True)
     # the exported DiT is the shortcut stage's EMA (bf16 in the checkpoint, so compare loosely)
     from train_io import load_checkpoint
     ck, _ = load_checkpoint(run / "shortcut")
