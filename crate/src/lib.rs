@@ -5,10 +5,19 @@
 //! model definition.
 
 pub mod compute;
+pub mod decode;
+pub mod denoise;
 pub mod error;
+pub mod model;
+pub mod nn;
+pub mod pipeline;
 pub mod probe;
+pub mod text;
+pub mod video;
+pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use error::KinemaError;
+pub use model::KinemaModel;

@@ -1,0 +1,163 @@
+use serde::Deserialize;
+
+use super::WeightsError;
+use crate::decode::DecoderConfig;
+use crate::denoise::DitConfig;
+use crate::text::TextConfig;
+
+/// The only manifest format this loader understands.
+pub const MANIFEST_FORMAT: &str = "kinema-model/1";
+
+/// `manifest.json`: what a model folder holds and how its networks are shaped.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub id: String,
+    pub version: String,
+    #[serde(default)]
+    pub license: String,
+    /// False for a folder whose DiT and decoder are still random (it runs, but shows noise).
+    #[serde(default)]
+    pub trained: bool,
+    pub architecture: Architecture,
+    pub files: Vec<FileEntry>,
+}
+
+/// The `architecture` object: every size the networks are built from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Architecture {
+    pub video: VideoConfig,
+    pub text: TextConfig,
+    pub dit: DitConfig,
+    pub decoder: DecoderConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct VideoConfig {
+    pub width: usize,
+    pub height: usize,
+    pub fps: usize,
+}
+
+/// One file of the folder, as listed in the manifest.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub role: Role,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// What a file is for; the page fetches them in this order.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Tokenizer,
+    Text,
+    Dit,
+    Decoder,
+}
+
+impl Role {
+    /// The tensor-name prefix every tensor of a weight file with this role carries.
+    pub fn tensor_prefix(self) -> Option<&'static str> {
+        match self {
+            Role::Tokenizer => None,
+            Role::Text => Some("text."),
+            Role::Dit => Some("dit."),
+            Role::Decoder => Some("decoder."),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Tokenizer => "tokenizer",
+            Role::Text => "text",
+            Role::Dit => "dit",
+            Role::Decoder => "decoder",
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses and checks the manifest's internal consistency (not the files themselves).
+    pub fn parse(json: &[u8]) -> Result<Self, WeightsError> {
+        let manifest: Manifest =
+            serde_json::from_slice(json).map_err(|err| WeightsError::Manifest(err.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), WeightsError> {
+        let bad = |msg: String| Err(WeightsError::Manifest(msg));
+        if self.format != MANIFEST_FORMAT {
+            return bad(format!(
+                "format is `{}`, this build reads `{MANIFEST_FORMAT}`",
+                self.format
+            ));
+        }
+        let arch = &self.architecture;
+        let (dit, video) = (&arch.dit, &arch.video);
+        if video.width != dit.latent_width * 8 || video.height != dit.latent_height * 8 {
+            return bad(format!(
+                "video {}×{} is not 8× the latent {}×{}",
+                video.width, video.height, dit.latent_width, dit.latent_height
+            ));
+        }
+        if arch.decoder.latent_channels != dit.latent_channels {
+            return bad("decoder and DiT disagree on latent_channels".into());
+        }
+        if let Err(msg) = arch.text.check() {
+            return bad(format!("architecture.text: {msg}"));
+        }
+        if let Err(msg) = dit.check() {
+            return bad(format!("architecture.dit: {msg}"));
+        }
+        if let Err(msg) = arch.decoder.check() {
+            return bad(format!("architecture.decoder: {msg}"));
+        }
+        for role in [Role::Tokenizer, Role::Text, Role::Dit, Role::Decoder] {
+            if !self.files.iter().any(|f| f.role == role) {
+                return bad(format!("no file with role `{}`", role.name()));
+            }
+        }
+        if self
+            .files
+            .iter()
+            .filter(|f| f.role == Role::Tokenizer)
+            .count()
+            != 1
+        {
+            return bad("exactly one tokenizer file is expected".into());
+        }
+        for file in &self.files {
+            let hex_ok =
+                file.sha256.len() == 64 && file.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex_ok {
+                return bad(format!("file `{}` has no valid sha256", file.path));
+            }
+            if file.path.contains("..") || file.path.starts_with('/') {
+                return bad(format!("file path `{}` leaves the model folder", file.path));
+            }
+        }
+        Ok(())
+    }
+
+    /// The files in the order the page should fetch them (tokenizer, text, dit, decoder).
+    pub fn files_in_fetch_order(&self) -> Vec<&FileEntry> {
+        let mut files: Vec<&FileEntry> = self.files.iter().collect();
+        files.sort_by_key(|f| f.role);
+        files
+    }
+
+    pub fn tokenizer_file(&self) -> &FileEntry {
+        self.files
+            .iter()
+            .find(|f| f.role == Role::Tokenizer)
+            .expect("validated: one tokenizer file")
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}

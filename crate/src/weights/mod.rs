@@ -1,0 +1,12 @@
+//! The model folder: its manifest, integrity checks and the safetensors shards behind it.
+//!
+//! The loader takes bytes, never paths: the browser fetches files and the CLI reads them, and both
+//! hand the same bytes to [`WeightLoader`].
+
+mod error;
+mod loader;
+mod manifest;
+
+pub use error::WeightsError;
+pub use loader::{LoadedTensor, WeightLoader, Weights};
+pub use manifest::{Architecture, FileEntry, Manifest, Role, VideoConfig};

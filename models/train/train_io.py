@@ -1,0 +1,84 @@
+"""Checkpoints that fit the GPU machine's return channel: bf16 shards of at most 16 MiB, plus a
+small state.json, written atomically (the trainer can be killed at any moment by the lease)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+SHARD_BYTES = 15 * 1024 * 1024  # under 16 MiB with room for the header
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict, dtype=torch.bfloat16) -> None:
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shards, cur, size = [], {}, 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu", dtype).contiguous()
+        nbytes = t.numel() * t.element_size()
+        assert nbytes <= SHARD_BYTES, f"{name} alone is {nbytes} bytes"
+        if cur and size + nbytes > SHARD_BYTES:
+            shards.append(cur)
+            cur, size = {}, 0
+        cur[name] = t
+        size += nbytes
+    if cur:
+        shards.append(cur)
+    files = []
+    for i, shard in enumerate(shards):
+        p = tmp / f"weights-{i:02d}.safetensors"
+        save_file(shard, str(p))
+        files.append({"path": p.name, "size": p.stat().st_size, "sha256": _sha(p)})
+    state = {**state, "files": files, "saved_at": time.time()}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    folder = Path(folder)
+    state = json.loads((folder / "state.json").read_text())
+    tensors = {}
+    for f in state["files"]:
+        p = folder / f["path"]
+        if verify and _sha(p) != f["sha256"]:
+            raise ValueError(f"{p}: checksum mismatch (partial copy?)")
+        with safe_open(str(p), framework="pt") as st:
+            for k in st.keys():
+                tensors[k] = st.get_tensor(k).float()
+    return tensors, state
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (Path(folder) / "state.json").exists()
+
+
+class JsonlLog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **rec):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")

@@ -1,0 +1,165 @@
+//! Parity with the PyTorch mirror: `models/fixtures/tiny` (random f32 weights, tiny config) and
+//! the cases `models/train/export.py` computed with it.
+//!
+//! Tolerances are absolute, on values of order 1: 1e-5 for the text encoder, 1e-4 for one DiT
+//! pass and the decoder, 1e-3 for a whole generation (two chunks, Euler steps and the decoder
+//! compound the f32 rounding differences between the two implementations).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{Cases, assert_close, device, read, tiny_dir};
+use kinema::decode::DecoderState;
+use kinema::denoise::KvCache;
+use kinema::model::load_folder;
+use kinema::pipeline::{CancelFlag, GenerateRequest, GenerationEvent, NoiseSource};
+
+const TEXT_TOL: f32 = 1e-5;
+const DIT_TOL: f32 = 1e-4;
+const DECODE_TOL: f32 = 1e-4;
+const GENERATE_TOL: f32 = 1e-3;
+
+fn setup() -> (kinema::KinemaModel, Cases) {
+    let model = load_folder(&tiny_dir(), &device()).expect("tiny fixture loads");
+    let cases = Cases::read(tiny_dir().join("cases.safetensors"));
+    (model, cases)
+}
+
+#[test]
+fn text_matches_pytorch() {
+    let (model, cases) = setup();
+    for (k, prompt) in cases.json_list("prompts").iter().enumerate() {
+        let ids = model.tokenizer.encode(prompt).unwrap();
+        assert_eq!(
+            ids,
+            cases.ids(&format!("text.ids.{k}")),
+            "token ids of {prompt:?}"
+        );
+        let emb = model.text.forward(&ids);
+        let (shape, tokens) = read(emb.tokens);
+        assert_eq!(shape, cases.get(&format!("text.tokens.{k}")).0);
+        assert_close(
+            &format!("text.tokens.{k}"),
+            &tokens,
+            &cases.values(&format!("text.tokens.{k}")),
+            TEXT_TOL,
+        );
+        let (_, pooled) = read(emb.pooled);
+        assert_close(
+            &format!("text.pooled.{k}"),
+            &pooled,
+            &cases.values(&format!("text.pooled.{k}")),
+            TEXT_TOL,
+        );
+    }
+}
+
+#[test]
+fn dit_chunk0_and_chunk1_with_cache_match_pytorch() {
+    let (model, cases) = setup();
+    let dev = device();
+    let prompt = &cases.json_list("prompts")[0];
+    let text = model
+        .dit
+        .prepare_text(&model.encode_prompt(prompt).unwrap());
+    let frames = model.dit.config().chunk_frames;
+    let mut cache = KvCache::new(model.dit.config().window_chunks);
+
+    let v = model.dit.velocity(
+        cases.tensor("dit.x", &dev),
+        &cases.values("dit.t"),
+        &cases.values("dit.d"),
+        &text,
+        0,
+        &cache,
+    );
+    assert_close(
+        "dit.v (chunk 0)",
+        &read(v).1,
+        &cases.values("dit.v"),
+        DIT_TOL,
+    );
+
+    let entry = model
+        .dit
+        .cache_entry(cases.tensor("dit.clean0", &dev), &text, 0, &cache);
+    cache.push(entry);
+    assert_eq!(cache.len_chunks(), 1);
+
+    let v1 = model.dit.velocity(
+        cases.tensor("dit.x1", &dev),
+        &cases.values("dit.t1"),
+        &cases.values("dit.d1"),
+        &text,
+        frames,
+        &cache,
+    );
+    assert_close(
+        "dit.v1 (chunk 1, cached)",
+        &read(v1).1,
+        &cases.values("dit.v1"),
+        DIT_TOL,
+    );
+}
+
+#[test]
+fn decoder_stream_matches_pytorch() {
+    let (model, cases) = setup();
+    let dev = device();
+    let latent: burn::tensor::Tensor<4> = cases.tensor("decode.latent", &dev);
+    let [t, c, h, w] = latent.dims();
+    assert!(t >= 2, "the fixture streams at least two pieces");
+    // Two uneven pieces: the one-frame memory must carry across the boundary.
+    let mut state = DecoderState::new();
+    let first = model.decoder.decode_chunk(
+        latent.clone().slice([0..t - 1, 0..c, 0..h, 0..w]),
+        &mut state,
+    );
+    let second = model
+        .decoder
+        .decode_chunk(latent.slice([t - 1..t, 0..c, 0..h, 0..w]), &mut state);
+    let mut frames = read(first).1;
+    frames.extend(read(second).1);
+    assert_close(
+        "decode.frames",
+        &frames,
+        &cases.values("decode.frames"),
+        DECODE_TOL,
+    );
+}
+
+#[test]
+fn whole_generation_matches_pytorch() {
+    let (model, cases) = setup();
+    let chunks: usize = cases.metadata["chunks"].parse().unwrap();
+    let steps: usize = cases.metadata["steps"].parse().unwrap();
+    let noise = (0..chunks)
+        .map(|c| cases.values(&format!("generate.noise.{c}")))
+        .collect();
+    let request = GenerateRequest {
+        prompt: cases.json_list("prompts")[0].clone(),
+        chunks,
+        steps,
+        noise: NoiseSource::Fixed(noise),
+    };
+    let mut frames = Vec::new();
+    let mut seen = Vec::new();
+    let report = pollster::block_on(model.generate(&request, &CancelFlag::new(), &mut |event| {
+        if let GenerationEvent::Chunk(chunk) = event {
+            seen.push(chunk.index);
+            frames.extend(chunk.rgb);
+        }
+    }))
+    .unwrap();
+    assert_eq!(seen, (0..chunks).collect::<Vec<_>>());
+    assert_eq!(report.chunks.len(), chunks);
+    assert_eq!(report.chunks[0].denoise_steps_ms.len(), steps);
+    assert!(report.chunks[0].cache_fill_ms.is_some());
+    assert!(report.chunks[chunks - 1].cache_fill_ms.is_none());
+    assert_close(
+        "generate.frames",
+        &frames,
+        &cases.values("generate.frames"),
+        GENERATE_TOL,
+    );
+}
