@@ -162,7 +162,8 @@ async function ensureModel(modelUrl) {
   try {
     const model = await kinema.loadModel(modelUrl, { onProgress: showLoadProgress, signal: abortLoad.signal });
     loadedFrom = modelUrl;
-    $('load-text').textContent = `${model.modelId} is ready${model.bytesFetched ? ` (downloaded ${mb(model.bytesFetched)})` : ' (from this device, nothing downloaded)'}.`;
+    $('load-text').textContent = `${model.modelId} is ready${model.bytesFetched ? ` (downloaded ${mb(model.bytesFetched)})` : ' (from this device, nothing downloaded)'}.` +
+      (model.trained ? '' : ' Its video networks are not trained yet, so clips show noise.');
     if (model.notes.length) {
       $('load-note').hidden = false;
       $('load-note').textContent = model.notes.join(' ');

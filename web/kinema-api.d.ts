@@ -73,6 +73,8 @@ export interface LoadOptions {
 export interface ModelInfo {
   modelId: string;
   parameters: number;
+  /** False while the model's video networks are random (not trained yet): clips are noise. */
+  trained: boolean;
   manifest: any;
   baseUrl: string;
   bytesFetched: number;

@@ -155,6 +155,7 @@ export class Kinema {
     this.model = {
       modelId: m.modelId ?? loaded.modelId,
       parameters: m.parameters ?? 0,
+      trained: m.trained ?? loaded.manifest.trained === true,
       manifest: loaded.manifest,
       baseUrl: loaded.baseUrl,
       bytesFetched: loaded.bytesFetched,

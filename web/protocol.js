@@ -46,6 +46,7 @@
  * @property {'loaded'} type
  * @property {string} modelId
  * @property {number} parameters  number of model parameters
+ * @property {boolean} trained  false while the video networks are random init (clips are noise)
  */
 
 /**
@@ -117,5 +118,3 @@
 /** @type {readonly ErrorKind[]} */
 export const ERROR_KINDS = Object.freeze(['no-webgpu', 'model', 'device-lost', 'out-of-memory', 'input', 'internal']);
 
-/** What the worker says for requests while the model is not wired into it. */
-export const NOT_WIRED = 'the model is not wired into the worker yet';

@@ -1,9 +1,7 @@
 // The worker that owns the GPU: it loads the wasm package, brings up burn's WebGPU backend once,
 // and does all model work, so the page stays responsive. Messages in and out are specified in
 // web/protocol.js; web/kinema-api.js is the page's side.
-import init, { initGpu, runProbe } from '../pkg/kinema.js';
-
-import { NOT_WIRED } from './protocol.js';
+import init, { Generator, initGpu, runProbe } from '../pkg/kinema.js';
 
 const post = (type, fields = {}, transfer = []) => self.postMessage({ type, ...fields }, transfer);
 
@@ -64,22 +62,79 @@ async function start() {
   return correct;
 }
 
-// ---- Model requests (web/protocol.js). The wasm side plugs in here. ----------------------------
+// ---- Model requests (web/protocol.js) ---------------------------------------------------------
+
+/** The loaded model; replaced by the next `load`. */
+let generator = null;
+
+/** Which protocol error kind a message from the engine belongs to, so the page offers the right way on. */
+function errorKind(message, fallback) {
+  if (/out of memory|outofmemory|allocation failed/i.test(message)) return 'out-of-memory';
+  // A wasm trap (a panic under panic=abort) or a lost device leaves this engine unusable: the page
+  // answers with a fresh worker.
+  if (/device (was )?lost|unreachable|RuntimeError/i.test(message)) return 'device-lost';
+  if (/^invalid request/i.test(message)) return 'input';
+  return fallback;
+}
 
 /** {type:'load', files: {path: ArrayBuffer}, manifest} → {type:'loaded', modelId, parameters} */
-async function load(_msg) {
-  // TODO(wasm): build the model from msg.manifest and msg.files, then
-  // post('loaded', { modelId: msg.manifest.id, parameters });
-  post('error', { kind: 'internal', message: NOT_WIRED });
+async function load(msg) {
+  generator?.free();
+  generator = null;
+  try {
+    const manifestBytes = new TextEncoder().encode(JSON.stringify(msg.manifest));
+    generator = Generator.load(manifestBytes, msg.files);
+  } catch (err) {
+    const message = err?.message ?? String(err);
+    post('error', { kind: errorKind(message, 'model'), message: `The model could not be loaded: ${message}` });
+    return;
+  }
+  post('loaded', { modelId: generator.modelId, parameters: generator.parameters, trained: generator.trained });
 }
 
 /**
- * {type:'generate', id, prompt, seed, seconds, steps} → text, step…, chunk… (frames transferred:
- * post('chunk', {...}, frames)), then done; or cancelled / error with the id.
- * Cancellation: `cancelled.has(id)` turns true when the page asks; check it between steps.
+ * {type:'generate', id, prompt, seed, seconds, steps} → text, step…, chunk… (frames transferred),
+ * then done; or cancelled / error with the id. A cancel request calls generator.cancel(), which
+ * stops the clip at its next step boundary.
  */
 async function generate(msg) {
-  post('error', { id: msg.id, kind: 'internal', message: NOT_WIRED });
+  const { id } = msg;
+  if (!generator) {
+    post('error', { id, kind: 'model', message: 'No model is loaded yet.' });
+    return;
+  }
+  const fps = generator.fps;
+  const onEvent = (event) => {
+    switch (event.type) {
+      case 'text':
+        post('text', { id, ms: event.ms });
+        break;
+      case 'step':
+        post('step', { id, chunk: event.chunk, step: event.step, steps: event.steps, ms: event.ms });
+        break;
+      case 'chunk': {
+        const frames = event.frames.map((frame) => frame.buffer);
+        const timings = { denoiseStepsMs: event.denoiseStepsMs, decodeMs: event.decodeMs, cacheFillMs: event.cacheFillMs };
+        post('chunk', { id, index: event.index, firstFrame: event.firstFrame, width: event.width, height: event.height, fps, frames, timings }, frames);
+        break;
+      }
+      default:
+        break; // cache-fill timings also arrive with the chunk's timings
+    }
+  };
+  try {
+    const report = await generator.generate(msg.prompt, msg.seed, msg.seconds, msg.steps, onEvent);
+    post('done', { id, frames: report.frames, totalMs: report.totalMs });
+  } catch (err) {
+    const message = err?.message ?? String(err);
+    if (cancelled.has(id) && /cancelled/i.test(message)) {
+      post('cancelled', { id });
+      return;
+    }
+    const kind = errorKind(message, 'internal');
+    if (kind === 'device-lost') generator = null;
+    post('error', { id, kind, message });
+  }
 }
 
 const cancelled = new Set();
@@ -106,7 +161,8 @@ async function onRequest(msg) {
       // The running generation sees this between steps and answers 'cancelled' itself; a clip
       // that is not running (finished, or queued behind a busy worker) is answered at once.
       cancelled.add(msg.id);
-      if (running !== msg.id) post('cancelled', { id: msg.id });
+      if (running === msg.id) generator?.cancel();
+      else post('cancelled', { id: msg.id });
       return undefined;
     default:
       post('error', { id: msg.id, kind: 'internal', message: `unknown request ${JSON.stringify(msg.type)}` });

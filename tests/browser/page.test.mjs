@@ -283,48 +283,122 @@ describe('the page with a stand-in worker', () => {
   });
 });
 
-describe('the page with the real worker (model not wired yet)', () => {
-  test('the default model folder is missing → "No model at …", the page keeps working', async () => {
+describe('the page with the real worker and a real model', () => {
+  // The tiny parity model (models/fixtures/tiny/, 48×32 video, random weights) runs the same wasm
+  // and WebGPU code as kinema-tiny, fast enough on SwiftShader for every test run.
+  const TINY = 'models/fixtures/tiny/';
+  const real = (params) => `${url}?${new URLSearchParams({ model: TINY, ...params })}`;
+  const framesShown = (page) => page.evaluate(() => Number(document.querySelector('#preview').dataset.framesShown ?? 0));
+
+  test('a model folder that is not there → "No model at …", the page keeps working', async () => {
     const { context } = await newVisitor({ realWorker: true });
     const page = await context.newPage();
-    await page.goto(`${url}?prompt=a+cat&autostart=1`);
+    await page.goto(`${url}?${new URLSearchParams({ model: 'models/not-there/', prompt: 'a cat', autostart: '1' })}`);
     await waitRun(page, 'failed', 120_000);
-    assert.match(await page.textContent('#run-error-message'), /No model at .*models\/kinema-tiny\/.*HTTP 404/);
+    assert.match(await page.textContent('#run-error-message'), /No model at .*models\/not-there\/.*HTTP 404/);
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
     await context.close();
   });
 
-  test('a good model reaches the worker, which says clearly that the model is not wired yet', async () => {
+  test('a link makes a real clip: frames stream in before it ends, and the MP4 decodes back right', async () => {
     const { context, problems } = await newVisitor({ realWorker: true });
     const page = await context.newPage();
-    await page.goto(link({ prompt: 'a cat', seconds: '1', autostart: '1' }));
-    await waitRun(page, 'failed', 120_000);
-    assert.match(await page.textContent('#run-error-message'), /the model is not wired into the worker yet/);
+    await page.goto(real({ prompt: 'a red ball bouncing', seed: '7', seconds: '2', steps: '2', autostart: '1' }));
+    // Frames on the canvas while the model is still generating later chunks.
+    await page.waitForFunction(
+      () => document.body.dataset.run === 'generating' && Number(document.querySelector('#preview').dataset.framesShown ?? 0) > 0,
+      null,
+      { timeout: 180_000, polling: 50 },
+    );
+    const shownWhileGenerating = await framesShown(page);
+    await waitRun(page, 'done', 180_000);
+    assert.ok(shownWhileGenerating < 32, `only ${shownWhileGenerating} of 32 frames were drawn before the end`);
+    assert.match(await page.textContent('#load-text'), /kinema-parity-tiny is ready .*not trained yet, so clips show noise/);
+    assert.equal(await page.textContent('#stat-frames'), '32 of 32');
+
+    const info = await page.evaluate(async () => {
+      const { inspectClip } = await import('/web/encoder.js');
+      return inspectClip(await (await fetch(document.querySelector('#download').href)).blob());
+    });
+    assert.equal(info.codec, 'avc');
+    assert.equal(info.frames, 32);
+    assert.deepEqual([info.width, info.height], [48, 32]);
+    assert.ok(Math.abs(info.duration - 2) < 0.01, `duration ${info.duration}`);
+    assert.deepEqual({ prompt: info.metadata.prompt, seed: info.metadata.seed, model: info.metadata.model }, { prompt: 'a red ball bouncing', seed: 7, model: 'kinema-parity-tiny' });
+    assert.equal(await page.getAttribute('#download', 'download'), 'a-red-ball-bouncing-seed-7.mp4');
     assert.deepEqual(problems, []);
     await context.close();
   });
 
-  test('after a first visit the page opens offline and the model comes from this device', async () => {
-    const { context, cdn } = await newVisitor({ realWorker: true, serviceWorkers: 'allow' });
+  test('the same seed gives identical frames on WebGPU; another seed gives other frames', async () => {
+    const { context, problems } = await newVisitor({ realWorker: true });
     const page = await context.newPage();
-    const address = link({ prompt: 'a cat', seconds: '1', autostart: '1' });
+    await page.goto(url);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+    const digests = await page.evaluate(async (tiny) => {
+      const { Kinema } = await import('/web/kinema-api.js');
+      const kinema = await Kinema.create();
+      await kinema.loadModel(tiny);
+      const digest = async (seed) => {
+        const parts = [];
+        await kinema.generate({ prompt: 'a cat walking', seed, seconds: 1, steps: 2, onFrames: (batch) => parts.push(...batch.frames) }).result;
+        const all = new Uint8Array(parts.reduce((n, f) => n + f.length, 0));
+        let at = 0;
+        for (const f of parts) {
+          all.set(f, at);
+          at += f.length;
+        }
+        const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+        const distinct = new Set(all.filter((_, i) => i % 4 === 0)).size;
+        return { frames: parts.length, hash: Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join(''), distinct };
+      };
+      const result = [await digest(11), await digest(11), await digest(12)];
+      kinema.terminate();
+      return result;
+    }, TINY);
+    assert.equal(digests[0].frames, 16);
+    assert.ok(digests[0].distinct > 20, 'the frames are not a flat colour');
+    assert.equal(digests[0].hash, digests[1].hash, 'same seed, same frames');
+    assert.notEqual(digests[0].hash, digests[2].hash, 'another seed, other frames');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('Cancel stops a real clip between steps, and the next clip works', async () => {
+    const { context, problems } = await newVisitor({ realWorker: true });
+    const page = await context.newPage();
+    await page.goto(real({ prompt: 'a long ride', seconds: '8', steps: '4', autostart: '1' }));
+    await page.waitForFunction(() => Number(document.querySelector('#preview').dataset.framesShown ?? 0) > 0, null, { timeout: 180_000 });
+    await page.click('#cancel');
+    await waitRun(page, 'cancelled', 5_000);
+    assert.ok((await framesShown(page)) < 128, 'the clip stopped before its end');
+    await page.fill('#seconds', '1');
+    await page.click('#generate');
+    await waitRun(page, 'done', 180_000);
+    assert.equal(await page.textContent('#stat-frames'), '16 of 16');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('after a first visit the page opens offline and generates with the model saved on this device', async () => {
+    const { context } = await newVisitor({ realWorker: true, serviceWorkers: 'allow' });
+    const page = await context.newPage();
+    const address = real({ prompt: 'a cat', seconds: '1', autostart: '1' });
     await page.goto(address);
-    await waitRun(page, 'failed', 120_000); // the model files are cached by now; the worker is not wired
+    await waitRun(page, 'done', 180_000);
     await page.evaluate(() => navigator.serviceWorker.ready);
     // One more online visit under the service worker, so it keeps the page, its worker and the wasm.
     await page.reload();
-    await waitRun(page, 'failed', 120_000);
+    await waitRun(page, 'done', 180_000);
     assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller));
 
     await context.setOffline(true);
-    cdn.faults.offline = true;
     const offline = await context.newPage();
     await offline.goto(address);
-    await waitRun(offline, 'failed', 120_000);
+    await waitRun(offline, 'done', 180_000);
     assert.equal(await offline.getAttribute('body', 'data-state'), 'ready', 'the engine started offline');
-    assert.match(await offline.textContent('#load-note'), /host cannot be reached; using the copy of the model saved on this device/);
-    // It got as far as the worker: the model came from the cache.
-    assert.match(await offline.textContent('#run-error-message'), /the model is not wired into the worker yet/);
+    assert.match(await offline.textContent('#load-note'), /cannot be reached; using the copy of the model saved on this device/);
+    assert.equal(await offline.textContent('#stat-frames'), '16 of 16');
     await context.close();
   });
 });

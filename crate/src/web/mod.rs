@@ -9,7 +9,10 @@ use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
 use crate::compute::{self, GpuInfo};
+
+mod generator;
 use crate::probe;
+pub use generator::Generator;
 
 thread_local! {
     /// burn's wgpu runtime may be registered once per worker; later calls reuse it.

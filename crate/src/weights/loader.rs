@@ -334,6 +334,14 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Number of scalar parameters in the folder (what the page shows as the model's size).
+    pub fn parameter_count(&self) -> usize {
+        self.tensors
+            .values()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum()
+    }
+
     fn remove(&mut self, name: &str) -> LoadedTensor {
         // The loader checked every architecture tensor is present with its shape; a name missing
         // here is a bug in a module's `tensor_shapes`, not a bad folder.
