@@ -205,13 +205,21 @@ fn generate(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps, chunk {msg} [{elapsed}]")
             .expect("valid template"),
     );
+    // indicatif drops `println` when stderr is not a terminal; the timings must show anyway.
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut write_error = None;
     let report =
         pollster::block_on(model.generate(
             &request,
             &CancelFlag::new(),
             &mut |event| match event {
-                GenerationEvent::TextEncoded { ms } => bar.println(format!("text: {ms:.1} ms")),
+                GenerationEvent::TextEncoded { ms } => say(format!("text: {ms:.1} ms")),
                 GenerationEvent::Step { chunk, .. } => {
                     bar.set_message(format!("{}/{}", chunk + 1, request.chunks));
                     bar.inc(1);
@@ -223,7 +231,7 @@ fn generate(
                         .iter()
                         .map(|ms| format!("{ms:.1}"))
                         .collect();
-                    bar.println(format!(
+                    say(format!(
                         "chunk {}: frames {}..{}, steps [{}] ms, decode {:.1} ms",
                         chunk.index,
                         chunk.first_frame,
@@ -244,7 +252,7 @@ fn generate(
                     }
                 }
                 GenerationEvent::CacheFilled { chunk, ms } => {
-                    bar.println(format!("chunk {chunk}: KV cache fill {ms:.1} ms"));
+                    say(format!("chunk {chunk}: KV cache fill {ms:.1} ms"));
                 }
             },
         ))?;

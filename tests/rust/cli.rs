@@ -1,0 +1,129 @@
+//! The `kinema` command as a person uses it: a clip from the tiny fixture, and clear refusals
+//! (non-zero exit, one readable line, no panic) for bad arguments and broken folders.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::tiny_dir;
+
+fn kinema(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kinema"))
+        .args(args)
+        .output()
+        .expect("the kinema binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kinema-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_refused(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+}
+
+fn generate_args<'a>(
+    model: &'a str,
+    out: &'a str,
+    prompt: &'a str,
+    seconds: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--seconds",
+        seconds,
+        "--seed",
+        "3",
+        "--steps",
+        "2",
+        "--out",
+        out,
+        "--backend",
+        "cpu",
+    ]
+}
+
+#[test]
+fn generate_writes_a_y4m_clip() {
+    let dir = scratch("ok");
+    let out = dir.join("clip.y4m");
+    let model = tiny_dir();
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let png_dir = dir.join("png");
+    let mut args = generate_args(m, o, "a red ball", "1");
+    args.extend(["--png-dir", png_dir.to_str().unwrap()]);
+    let result = kinema(&args);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(stdout.contains("wrote 16 frames"), "{stdout}");
+    let bytes = std::fs::read(&out).unwrap();
+    let header = b"YUV4MPEG2 W48 H32 F16:1 Ip A1:1 C444\n";
+    assert_eq!(&bytes[..header.len()], header);
+    assert_eq!(bytes.len(), header.len() + 16 * (6 + 3 * 48 * 32));
+    assert_eq!(std::fs::read_dir(&png_dir).unwrap().count(), 16);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_are_refused_clearly() {
+    let dir = scratch("bad");
+    let out = dir.join("clip.y4m");
+    let model = tiny_dir();
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    assert_refused(
+        &kinema(&generate_args(m, o, "  ", "1")),
+        "the prompt is empty",
+    );
+    assert_refused(&kinema(&generate_args(m, o, "a cat", "0")), "--seconds");
+    assert_refused(&kinema(&generate_args(m, o, "a cat", "99")), "--seconds");
+    let missing = dir.join("no-such-model");
+    assert_refused(
+        &kinema(&generate_args(missing.to_str().unwrap(), o, "a cat", "1")),
+        "does not exist",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_corrupted_shard_is_reported_by_name() {
+    let dir = scratch("corrupt");
+    let model = dir.join("model");
+    copy_folder(&tiny_dir(), &model);
+    let shard = model.join("dit-00.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&shard, bytes).unwrap();
+    let out = dir.join("clip.y4m");
+    let result = kinema(&generate_args(
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "a cat",
+        "1",
+    ));
+    assert_refused(&result, "dit-00.safetensors` is corrupted");
+    std::fs::remove_dir_all(dir).unwrap();
+}
