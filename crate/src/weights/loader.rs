@@ -215,8 +215,9 @@ fn join_parts(
     let files = files.join(", ");
     if blocks.keys().copied().ne(0..blocks.len()) {
         let found: Vec<String> = blocks.keys().map(|k| format!("part{k}")).collect();
+        let first_missing = (0..).find(|k| !blocks.contains_key(k)).unwrap_or(0);
         return Err(WeightsError::MissingTensor {
-            tensor: format!("{base}.part{} (found {})", blocks.len(), found.join(", ")),
+            tensor: format!("{base}.part{first_missing} (found {})", found.join(", ")),
             role: "split-tensor".into(),
             files,
         });
@@ -380,5 +381,49 @@ impl Weights {
 
     pub fn remaining(&self) -> usize {
         self.tensors.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(rows: usize, value: f32) -> LoadedTensor {
+        LoadedTensor {
+            shape: vec![rows, 2],
+            data: vec![value; rows * 2],
+            file: format!("text-0{rows}.safetensors"),
+        }
+    }
+
+    #[test]
+    fn part_names_are_recognised_strictly() {
+        assert_eq!(split_part("text.w.part0"), Some(("text.w", 0)));
+        assert_eq!(split_part("text.w.part12"), Some(("text.w", 12)));
+        assert_eq!(split_part("text.w.part"), None);
+        assert_eq!(split_part("text.w.partx"), None);
+        assert_eq!(split_part("text.w"), None);
+    }
+
+    #[test]
+    fn parts_join_in_order() {
+        let blocks = BTreeMap::from([(1, block(2, 1.0)), (0, block(1, 0.0))]);
+        let joined = join_parts("text.w", blocks, &[3, 2]).unwrap();
+        assert_eq!(joined.shape, vec![3, 2]);
+        assert_eq!(joined.data, vec![0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn a_missing_part_or_wrong_total_is_an_error() {
+        let gap = BTreeMap::from([(0, block(1, 0.0)), (2, block(2, 1.0))]);
+        let err = join_parts("text.w", gap, &[3, 2]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("text.w.part1 (found part0, part2)"),
+            "{err}"
+        );
+        let short = BTreeMap::from([(0, block(1, 0.0))]);
+        let err = join_parts("text.w", short, &[3, 2]).unwrap_err();
+        assert!(matches!(err, WeightsError::Shape { ref actual, .. } if actual == &vec![1, 2]));
     }
 }
