@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -15,8 +16,21 @@ pub fn tiny_dir() -> PathBuf {
     repo_root().join("models/fixtures/tiny")
 }
 
+/// The Flex CPU device, or wgpu's default adapter with `KINEMA_TEST_BACKEND=wgpu` (wgpu can be
+/// set up once per process, so every test of a binary shares it).
 pub fn device() -> Device {
-    kinema::compute::cpu_device()
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| match std::env::var("KINEMA_TEST_BACKEND").as_deref() {
+            Ok("wgpu") => {
+                let (device, info) = pollster::block_on(kinema::compute::init_gpu())
+                    .expect("KINEMA_TEST_BACKEND=wgpu needs a GPU adapter");
+                eprintln!("test device: {} ({})", info.adapter, info.backend);
+                device
+            }
+            _ => kinema::compute::cpu_device(),
+        })
+        .clone()
 }
 
 /// A safetensors file's tensors (f32 or i32) with its metadata.
