@@ -89,14 +89,24 @@ pub struct ChunkFrames {
 impl ChunkFrames {
     /// Frame `i` as interleaved 8-bit RGB, rows top to bottom.
     pub fn frame_rgb8(&self, i: usize) -> Vec<u8> {
+        self.interleaved(i, None)
+    }
+
+    /// Frame `i` as 8-bit RGBA with opaque alpha: the layout of a canvas `ImageData`.
+    pub fn frame_rgba8(&self, i: usize) -> Vec<u8> {
+        self.interleaved(i, Some(255))
+    }
+
+    fn interleaved(&self, i: usize, alpha: Option<u8>) -> Vec<u8> {
         let plane = self.width * self.height;
         let base = i * 3 * plane;
-        let mut out = Vec::with_capacity(plane * 3);
+        let mut out = Vec::with_capacity(plane * 4);
         for p in 0..plane {
             for c in 0..3 {
                 let v = self.rgb[base + c * plane + p];
                 out.push((v.clamp(0.0, 1.0) * 255.0).round() as u8);
             }
+            out.extend(alpha);
         }
         out
     }
@@ -309,4 +319,28 @@ impl KinemaModel {
 
 fn text_sync_handle(text: &crate::denoise::DitText) -> Option<(Tensor<4>, Tensor<4>)> {
     text.first_cross_kv()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_interleave_from_planes() {
+        // One 2×1 frame: R plane [0, 1], G plane [0.5, 0], B plane [1, 2 (clamped)].
+        let chunk = ChunkFrames {
+            index: 0,
+            first_frame: 0,
+            count: 1,
+            width: 2,
+            height: 1,
+            rgb: vec![0.0, 1.0, 0.5, 0.0, 1.0, 2.0],
+            timings: ChunkTimings::default(),
+        };
+        assert_eq!(chunk.frame_rgb8(0), vec![0, 128, 255, 255, 0, 255]);
+        assert_eq!(
+            chunk.frame_rgba8(0),
+            vec![0, 128, 255, 255, 255, 0, 255, 255]
+        );
+    }
 }
