@@ -17,6 +17,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "native tests (cargo test)"
 cargo test --workspace --locked
 
+step "training pipeline tests (PyTorch on CPU: world, model mirror, toy training, export)"
+if ! python3 -c "import torch, safetensors, numpy, pytest, tokenizers, sentence_transformers" 2>/dev/null; then
+  echo "installing models/train/requirements.txt (torch is a large download the first time)"
+  python3 -m pip install --quiet -r models/train/requirements.txt
+fi
+(cd models/train && python3 -m pytest -q)
+
 step "web build"
 web/tools/build.sh
 

@@ -15,11 +15,15 @@ export async function serve() {
   return startServer({ port: 0, log: false });
 }
 
-export async function launch({ webgpu }) {
+// The machine's own GPU through Vulkan, for benchmarks on a machine that has one.
+const HARDWARE_WEBGPU = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--ignore-gpu-blocklist'];
+
+export async function launch({ webgpu, adapter = 'swiftshader' }) {
+  const gpuArgs = adapter === 'hardware' ? HARDWARE_WEBGPU : WEBGPU;
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: webgpu ? [...QUIET, ...WEBGPU] : QUIET,
+    args: webgpu ? [...QUIET, ...gpuArgs] : QUIET,
   });
 }
 

@@ -183,7 +183,7 @@ fn chunk_to_js(out: &Object, chunk: &ChunkFrames) {
     set(out, "height", chunk.height as f64);
     let frames = Array::new();
     for i in 0..chunk.count {
-        frames.push(&Uint8Array::from(frame_rgba8(chunk, i).as_slice()));
+        frames.push(&Uint8Array::from(chunk.frame_rgba8(i).as_slice()));
     }
     set(out, "frames", frames);
     let steps = Array::new();
@@ -200,17 +200,6 @@ fn chunk_to_js(out: &Object, chunk: &ChunkFrames) {
             .cache_fill_ms
             .map_or(JsValue::NULL, JsValue::from_f64),
     );
-}
-
-/// Frame `i` as canvas `ImageData` wants it: interleaved RGBA8, opaque, rows top to bottom.
-fn frame_rgba8(chunk: &ChunkFrames, i: usize) -> Vec<u8> {
-    let rgb = chunk.frame_rgb8(i);
-    let mut rgba = Vec::with_capacity(rgb.len() / 3 * 4);
-    for pixel in rgb.chunks_exact(3) {
-        rgba.extend_from_slice(pixel);
-        rgba.push(u8::MAX);
-    }
-    rgba
 }
 
 fn to_js(err: KinemaError) -> JsError {
