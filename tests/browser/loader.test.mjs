@@ -2,6 +2,7 @@
 // Cache Storage (a reload fetches no weight bytes, offline works), resume after a cut-off, retries,
 // and a clear message for a missing model, a missing file and a corrupted file.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 
 import { CDN, ROLE_ORDER_PATHS, serveModel } from './fixtures.mjs';
@@ -223,12 +224,15 @@ describe('model loader', () => {
     await page.close();
   });
 
-  test('the default model folder of this site (not there yet) → 404 message, not a crash', async () => {
+  test('the default model folder this site serves loads in role order and matches its committed manifest', async () => {
+    const manifest = JSON.parse(await readFile(new URL('../../models/kinema-tiny/manifest.json', import.meta.url)));
     const { page } = await openBlank(browser, url);
-    const r = await load(page, 'models/kinema-tiny/');
-    assert.equal(r.ok, false);
-    assert.equal(r.kind, 'model');
-    assert.match(r.message, /models\/kinema-tiny\/manifest\.json answered HTTP 404/);
+    const r = await load(page, 'models/kinema-tiny/', { cache: false });
+    assert.equal(r.ok, true, r.message);
+    assert.equal(r.modelId, 'kinema-tiny');
+    assert.equal(r.order[0], 'tokenizer.json');
+    assert.ok(r.order.indexOf('text-00.safetensors') < r.order.indexOf('dit-00.safetensors'), 'the text encoder comes before the denoiser');
+    assert.deepEqual(r.files, Object.fromEntries(manifest.files.map((f) => [f.path, f.sha256])));
     await page.close();
   });
 });
