@@ -2,21 +2,13 @@
 // the file is read back with Mediabunny's demuxer and WebCodecs' decoder: codec, size, frame count,
 // duration and metadata must all be right, and encoding must be faster than real time.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { launch, openBlank, serve } from './harness.mjs';
+import { openBlank, useServerAndBrowser } from './harness.mjs';
 
-let server;
 let url;
 let browser;
-before(async () => {
-  ({ server, url } = await serve());
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+useServerAndBrowser({ webgpu: true }, (env) => ({ url, browser } = env));
 
 // Runs in the page: encodes `count` frames of a moving gradient, returns the inspection.
 async function encodeSynthetic({ width, height, fps, count, codec }) {

@@ -1,21 +1,13 @@
 // The gallery store: clips (file, poster, settings) kept in IndexedDB survive a reload, list newest
 // first, come back byte for byte, and are deleted on request.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { launch, openBlank, serve } from './harness.mjs';
+import { openBlank, useServerAndBrowser } from './harness.mjs';
 
-let server;
 let url;
 let browser;
-before(async () => {
-  ({ server, url } = await serve());
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+useServerAndBrowser({ webgpu: false }, (env) => ({ url, browser } = env));
 
 test('clips survive a reload, list newest first, round-trip their bytes, and delete', async () => {
   const { page, problems } = await openBlank(browser, url);

@@ -1,5 +1,7 @@
 // Shared set-up of the headless-browser suite: the project's own static server on a free port and
 // Debian's Chromium driven by Playwright, with or without a WebGPU adapter.
+import { after, before } from 'node:test';
+
 import { chromium } from 'playwright-core';
 
 import { startServer } from '../../web/tools/serve.mjs';
@@ -57,4 +59,23 @@ export async function openBlank(browser, url) {
   await context.route(blank, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>test</title><body></body>' }));
   await page.goto(blank);
   return { page, problems };
+}
+
+/**
+ * For a test file: starts the server and one browser before its tests and stops both after them;
+ * `onReady({ url, browser })` hands them to the file.
+ */
+export function useServerAndBrowser({ webgpu }, onReady) {
+  let server;
+  let browser;
+  before(async () => {
+    let url;
+    ({ server, url } = await serve());
+    browser = await launch({ webgpu });
+    onReady({ url, browser });
+  });
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
 }

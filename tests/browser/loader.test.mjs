@@ -3,22 +3,14 @@
 // and a clear message for a missing model, a missing file and a corrupted file.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { CDN, ROLE_ORDER_PATHS, serveModel } from './fixtures.mjs';
-import { launch, openBlank, serve } from './harness.mjs';
+import { openBlank, useServerAndBrowser } from './harness.mjs';
 
-let server;
 let url;
 let browser;
-before(async () => {
-  ({ server, url } = await serve());
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+useServerAndBrowser({ webgpu: false }, (env) => ({ url, browser } = env));
 
 /** Runs loadModel in the page; returns a plain summary (or the error). */
 function load(page, base = CDN, options = {}) {

@@ -5,22 +5,14 @@
 // protocol with synthetic frames (tests/browser/fixtures.mjs). The last tests use the real worker.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { CDN, recordWorkerLog, serveModel, useSyntheticWorker } from './fixtures.mjs';
-import { launch, serve } from './harness.mjs';
+import { useServerAndBrowser } from './harness.mjs';
 
-let server;
 let url;
 let browser;
-before(async () => {
-  ({ server, url } = await serve());
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+useServerAndBrowser({ webgpu: true }, (env) => ({ url, browser } = env));
 
 /** A fresh profile with the pretend CDN and (unless real) the stand-in worker; records problems. */
 async function newVisitor({ realWorker = false, serviceWorkers = 'block' } = {}) {
