@@ -94,21 +94,60 @@ impl Generator {
         steps: u32,
         on_event: Function,
     ) -> js_sys::Promise {
+        let chunks = self.model.chunks_for_seconds(seconds as usize);
+        let noise = if seed.fract() == 0.0 && (0.0..=MAX_SEED).contains(&seed) {
+            Ok(NoiseSource::Seed(seed as u64))
+        } else {
+            Err(KinemaError::InvalidRequest(format!(
+                "seed must be a whole number from 0 to {MAX_SEED}, not {seed}"
+            )))
+        };
+        self.start(prompt, chunks, steps, noise, on_event)
+    }
+
+    /// Like `generate`, but each chunk starts from the given noise (`Float32Array`s of
+    /// `[chunk_frames, C, h, w]` latents, one per chunk) instead of a seed: reproduces a clip
+    /// made elsewhere, e.g. the PyTorch reference in the parity tests.
+    #[wasm_bindgen(js_name = generateFromNoise)]
+    pub fn generate_from_noise(
+        &self,
+        prompt: String,
+        noise: Vec<js_sys::Float32Array>,
+        steps: u32,
+        on_event: Function,
+    ) -> js_sys::Promise {
+        let chunks = noise.len();
+        let noise = Ok(NoiseSource::Fixed(
+            noise.iter().map(js_sys::Float32Array::to_vec).collect(),
+        ));
+        self.start(prompt, chunks, steps, noise, on_event)
+    }
+
+    /// Stops the clip being generated at its next step boundary.
+    pub fn cancel(&self) {
+        self.cancel.borrow().cancel();
+    }
+}
+
+impl Generator {
+    /// Runs one clip; the promise settles when it is finished, cancelled or failed.
+    fn start(
+        &self,
+        prompt: String,
+        chunks: usize,
+        steps: u32,
+        noise: Result<NoiseSource, KinemaError>,
+        on_event: Function,
+    ) -> js_sys::Promise {
         let model = Rc::clone(&self.model);
         let cancel = CancelFlag::new();
         *self.cancel.borrow_mut() = cancel.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if seed.fract() != 0.0 || !(0.0..=MAX_SEED).contains(&seed) {
-                return Err(to_js(KinemaError::InvalidRequest(format!(
-                    "seed must be a whole number from 0 to {MAX_SEED}, not {seed}"
-                )))
-                .into());
-            }
             let request = GenerateRequest {
                 prompt,
-                chunks: model.chunks_for_seconds(seconds as usize),
+                chunks,
                 steps: steps as usize,
-                noise: NoiseSource::Seed(seed as u64),
+                noise: noise.map_err(|err| JsValue::from(to_js(err)))?,
             };
             // A throwing callback must not unwind through Rust: remember it, stop forwarding and
             // report it once generation returns.
@@ -133,11 +172,6 @@ impl Generator {
             set(&out, "textMs", report.text_ms);
             Ok(out.into())
         })
-    }
-
-    /// Stops the clip being generated at its next step boundary.
-    pub fn cancel(&self) {
-        self.cancel.borrow().cancel();
     }
 }
 
