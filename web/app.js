@@ -520,6 +520,12 @@ async function main() {
         $('gpu-f16').textContent = gpu.shaderF16 ? 'yes (f16 compute possible)' : 'no (f32 compute)';
         $('gpu-max-buffer').textContent = mib(gpu.maxBufferSize);
         $('gpu-max-storage').textContent = mib(gpu.maxStorageBufferBindingSize);
+        // Software adapters run shaders on the CPU: the kinema-tiny bench measured minutes per
+        // second of video on SwiftShader, so say so before anyone waits for a clip.
+        if (/swiftshader|llvmpipe|lavapipe|software|basic render/i.test(gpu.adapter)) {
+          $('software-gpu-name').textContent = gpu.adapter;
+          $('software-gpu').hidden = false;
+        }
       },
     });
   } catch (err) {

@@ -31,6 +31,9 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     assert.match(await page.textContent('#gpu-max-buffer'), /^\d+ MiB$/);
     assert.match(await page.textContent('#gpu-max-storage'), /^\d+ MiB$/);
     assert.equal(await page.isVisible('#no-webgpu'), false);
+    // SwiftShader is a software adapter: the visitor is told clips will be slow.
+    assert.equal(await page.isVisible('#software-gpu'), true);
+    assert.match(await page.textContent('#software-gpu-name'), /swiftshader/i);
     assert.deepEqual(problems, []);
     await page.close();
   });
