@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from kinema.config import KinemaConfig  # noqa: E402
 from kinema.model import Decoder, DiT, Encoder, TextEncoder, random_init_  # noqa: E402
-from train_io import JsonlLog, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from train_io import JsonlLog, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
 
@@ -488,16 +488,10 @@ def export(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("stage", choices=["autoencoder", "flow", "shortcut", "export"])
-    ap.add_argument("--run", default=str(HERE / "runs" / "main"))
-    ap.add_argument("--toy", action="store_true", help="tiny config, tiny clips: a few CPU steps in seconds")
-    ap.add_argument("--minutes", type=float, default=0, help="wall-clock budget, then save and exit")
-    ap.add_argument("--steps", type=int, default=0, help="steps this session (0 = until --minutes)")
-    ap.add_argument("--batch", type=int, default=0)
-    ap.add_argument("--frames", type=int, default=0, help="video frames per clip (multiple of 4 x chunk)")
-    ap.add_argument("--lr", type=float, default=0)
-    ap.add_argument("--warmup", type=int, default=None, help="steps of linear warm-up after every (re)start (200; toy 2)")
+    add_session_args(ap, str(HERE / "runs" / "main"), "tiny config, tiny clips: a few CPU steps in seconds",
+                     "video frames per clip (multiple of 4 x chunk)",
+                     "steps of linear warm-up after every (re)start (200; toy 2)")
     ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=0, help="host processes preparing later batches")
     ap.add_argument("--cut-prob", type=float, default=0.1)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
@@ -507,10 +501,6 @@ def main(argv=None):
     ap.add_argument("--ae-noise", type=float, default=0.3, help="max std of noise on the decoder's input latents")
     ap.add_argument("--latent-reg", type=float, default=0.05)
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--log-every", type=int, default=10)
-    ap.add_argument("--save-minutes", type=float, default=3.0)
-    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="export: model folder to write")
     ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])
     args = ap.parse_args(argv)

@@ -2,6 +2,7 @@
 small state.json, written atomically (the trainer can be killed at any moment by the lease)."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -82,3 +83,23 @@ class JsonlLog:
     def write(self, **rec):
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+
+
+def add_session_args(ap: argparse.ArgumentParser, run: str, toy_help: str, frames_help: str,
+                     warmup_help: str) -> None:
+    """The options of every resumable trainer (train.py's stages, train_classifier.py): where the
+    run lives, how long this session trains, the data scale, and where it runs. Defaults of 0 (or
+    None) mean "the trainer's per-scale default"."""
+    ap.add_argument("--run", default=run)
+    ap.add_argument("--toy", action="store_true", help=toy_help)
+    ap.add_argument("--minutes", type=float, default=0, help="wall-clock budget, then save and exit")
+    ap.add_argument("--steps", type=int, default=0, help="steps this session (0 = until --minutes)")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=0, help=frames_help)
+    ap.add_argument("--lr", type=float, default=0)
+    ap.add_argument("--warmup", type=int, default=None, help=warmup_help)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--save-minutes", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=0)

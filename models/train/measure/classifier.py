@@ -1,0 +1,119 @@
+"""The attribute classifier: a per-frame 2-D conv net, a temporal conv over its features, and one
+linear head per attribute, all per frame (so a cut or a vanishing subject shows up in time).
+
+Each frame enters with its difference to the previous frame (6 channels): motion and camera
+movement are then visible to the 2-D part directly, and the temporal convs only have to integrate.
+The per-frame features after the temporal convs are the "penultimate" features the Fréchet
+distance uses (averaged over a clip's frames).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from train_io import has_checkpoint, load_checkpoint, save_checkpoint
+
+from .attributes import ATTRS
+
+
+@dataclass
+class ClassifierConfig:
+    video_height: int = 144  # the video size it is trained for (the generator's output size);
+    video_width: int = 256  # styles are drawn in pixels, so render at this size, then resize
+    input_height: int = 72  # working resolution inside the net
+    input_width: int = 128
+    channels: int = 32
+    features: int = 256
+
+    @staticmethod
+    def toy() -> "ClassifierConfig":
+        """For the parity-tiny model's 48x32 video: seconds of CPU per step, not minutes."""
+        return ClassifierConfig(video_height=32, video_width=48, input_height=32, input_width=48,
+                                channels=8, features=32)
+
+
+def _block(cin, cout, stride):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
+                         nn.Conv2d(cout, cout, 3, 1, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU())
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, dim: int, kernel: int = 5):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        self.norm = nn.GroupNorm(min(8, dim // 4), dim)
+
+    def forward(self, x):  # [B, D, T]
+        return x + F.silu(self.norm(self.conv(x)))
+
+
+class AttributeClassifier(nn.Module):
+    def __init__(self, cfg: ClassifierConfig, attrs: dict[str, list[str]] = ATTRS):
+        super().__init__()
+        self.cfg, self.attrs = cfg, {a: list(v) for a, v in attrs.items()}
+        c = cfg.channels
+        self.frames = nn.Sequential(_block(6, c, 2), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2),
+                                    _block(4 * c, 4 * c, 2))
+        # average and max pooling: a small subject's colour survives the max, the scene the mean
+        self.proj = nn.Linear(8 * c, cfg.features)
+        self.temporal = nn.Sequential(TemporalBlock(cfg.features), TemporalBlock(cfg.features))
+        self.heads = nn.ModuleDict({a: nn.Linear(cfg.features, len(v)) for a, v in self.attrs.items()})
+
+    def _input(self, video: torch.Tensor) -> torch.Tensor:
+        B, T, _, H, W = video.shape
+        x = video.flatten(0, 1)
+        if (H, W) != (self.cfg.input_height, self.cfg.input_width):
+            x = F.interpolate(x, (self.cfg.input_height, self.cfg.input_width), mode="bilinear",
+                              antialias=True, align_corners=False)
+        x = x.view(B, T, 3, *x.shape[-2:]) * 2 - 1
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+        return torch.cat([x, 2 * diff], dim=2)
+
+    def features(self, video: torch.Tensor, frame_batch: int = 512) -> torch.Tensor:
+        """video [B, T, 3, H, W] in [0, 1] -> per-frame features [B, T, D]. Frames go through
+        the 2-D part `frame_batch` at a time, so a 15 s clip needs no more memory than a short one."""
+        B, T = video.shape[:2]
+        x = self._input(video).flatten(0, 1)
+        parts = []
+        for s in range(0, x.shape[0], frame_batch):
+            h = self.frames(x[s:s + frame_batch])
+            parts.append(self.proj(torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)))
+        h = torch.cat(parts).view(B, T, -1).transpose(1, 2)
+        return self.temporal(h).transpose(1, 2)
+
+    def forward(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""
+        h = self.features(video)
+        return {a: head(h) for a, head in self.heads.items()}, h
+
+
+def save_classifier(folder: Path, model: AttributeClassifier, state: dict) -> None:
+    """f32 safetensors (≈ 5 MB at the full size, one shard) + state.json via train_io."""
+    save_checkpoint(folder, model.state_dict(), {**state, "config": dataclasses.asdict(model.cfg),
+                                                 "attrs": model.attrs}, dtype=torch.float32)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A checkpoint folder, or a run folder holding one under classifier/."""
+    path = Path(path)
+    for p in (path, path / "classifier"):
+        if has_checkpoint(p):
+            return p
+    raise SystemExit(f"{path}: no classifier checkpoint (state.json) here or in classifier/")
+
+
+def load_classifier(path: Path, device="cpu") -> tuple[AttributeClassifier, dict]:
+    sd, state = load_checkpoint(find_checkpoint(path))
+    model = AttributeClassifier(ClassifierConfig(**state["config"]), state["attrs"])
+    model.load_state_dict(sd, strict=True)
+    if model.attrs != {a: list(v) for a, v in ATTRS.items()}:
+        # The world's vocabulary changed since training: labels would be read wrongly.
+        raise SystemExit(f"{path}: trained for other attribute classes: "
+                         f"{json.dumps(model.attrs)[:200]}…; retrain the classifier")
+    return model.to(device).eval(), state
