@@ -460,20 +460,28 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------- export
 
+def shipped_state(run: Path, toy: bool):
+    """The shipped parts of a run (text + decoder + the latest DiT stage) as one state dict:
+    what export writes and what the eval command loads straight from a run folder.
+    Returns (config, state dict, DiT checkpoint folder, its state.json)."""
+    cfg = model_config(toy)
+    run = Path(run)
+    ae, _ = load_checkpoint(run / "ae")
+    dit_dir = run / ("shortcut" if has_checkpoint(run / "shortcut") else "flow")
+    dit_sd, dst = load_checkpoint(dit_dir)
+    text = build_text(cfg, toy, "cpu")
+    state = {"text." + k: v for k, v in text.state_dict().items()}
+    state.update({k: v for k, v in ae.items() if k.startswith("decoder.")})
+    state.update({k: v for k, v in dit_sd.items() if k.startswith("dit.")})
+    return cfg, state, dit_dir, dst
+
+
 def export(args):
     """Assemble the shipped model folder from the run's checkpoints with the exporter's own
     writer (kinema.folder.write_model_folder), so the format stays one implementation."""
     from kinema.folder import write_model_folder
     from kinema.model import to_numpy_state
-    cfg = model_config(args.toy)
-    run = Path(args.run)
-    ae, _ = load_checkpoint(run / "ae")
-    dit_dir = run / ("shortcut" if has_checkpoint(run / "shortcut") else "flow")
-    dit_sd, dst = load_checkpoint(dit_dir)
-    text = build_text(cfg, args.toy, "cpu")
-    state = {"text." + k: v for k, v in text.state_dict().items()}
-    state.update({k: v for k, v in ae.items() if k.startswith("decoder.")})
-    state.update({k: v for k, v in dit_sd.items() if k.startswith("dit.")})
+    cfg, state, dit_dir, dst = shipped_state(Path(args.run), args.toy)
     manifest = write_model_folder(Path(args.out), cfg, to_numpy_state(state), dtype=args.dtype,
                                   tokenizer=tokenizer_path(),
                                   model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",

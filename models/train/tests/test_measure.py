@@ -1,19 +1,25 @@
-"""Measurement at toy scale: the attribute classifier learns."""
+"""Measurement at toy scale: the attribute classifier learns, the eval command runs end to end on
+the tiny parity model folder, and each metric behaves on clips whose answer is known (a set
+against itself, a still clip, pure noise, a clip without its subject)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from measure.attributes import ATTRS, IGNORE, NONE, classifier_specs, frame_labels, remove_subject, render_labelled
 from measure.classifier import AttributeClassifier, ClassifierConfig, load_classifier
+from measure.metrics import flicker_per_frame, flicker_summary, frechet_distance, persistence
+from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts
 from train_classifier import losses_and_accuracy
 from world.clips import draw, prepare
-from world.spec import TIMES, load_heldout, sample_clip
+from world.spec import TIMES, is_heldout, load_heldout, matches, sample_clip
 
 HERE = Path(__file__).resolve().parents[1]
+TINY = HERE.parent / "fixtures" / "tiny"  # random-init parity model, 48x32: the toy classifier's size
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +86,83 @@ def test_remove_subject_leaves_the_scene_and_labels_none():
     none = ATTRS["subject"].index(NONE)
     assert (lab["subject"][1, 3:] == none).all() and (lab["subject"][1, :3] != none).all()
     assert (lab["colour"][1, 3:] == IGNORE).all() and (lab["motion"][1, 3:] == IGNORE).all()
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8))
+    assert frechet_distance(x, x) < 1e-8
+    assert frechet_distance(x, x + 0.5) == pytest.approx(8 * 0.25, rel=1e-6)  # means only
+    assert frechet_distance(x, 2 * x) > 1.0  # covariances only
+    few = rng.normal(size=(10, 32))  # fewer clips than dimensions: singular covariances
+    assert frechet_distance(few, few) < 1e-6 and frechet_distance(few, few + 1) == pytest.approx(32, rel=1e-6)
+
+
+def test_flicker():
+    g = torch.Generator().manual_seed(0)
+    still = torch.rand(1, 1, 3, 16, 24, generator=g).expand(2, 32, 3, 16, 24)
+    assert float(flicker_per_frame(still).abs().max()) == 0.0
+    ramp = torch.linspace(0, 1, 32).view(1, 32, 1, 1, 1).expand(1, 32, 3, 16, 24)  # steady change
+    assert float(flicker_per_frame(ramp).max()) < 1e-3
+    noise = torch.rand(2, 32, 3, 16, 24, generator=g)
+    assert float(flicker_per_frame(noise).mean()) > 60  # ≈ 96 levels for uniform RGB noise
+    # a clip that jumps at every 8-frame chunk boundary flickers at the seams only
+    jumps = (torch.arange(32) // 8 % 2).float().view(1, 32, 1, 1, 1).expand(1, 32, 3, 4, 4)
+    s = flicker_summary(flicker_per_frame(jumps).numpy(), 8)
+    assert s["inside_chunks"] == 0 and s["at_seams"] == 255  # a full-swing step: 255 on both sides
+
+
+def test_persistence():
+    T, fps = 32, 16
+    target = np.array([3, 3])
+    frames = np.full((2, T), 3)
+    assert persistence(frames, target, fps)["frames"] == 1.0
+    frames[1, 16:] = ATTRS["subject"].index(NONE)  # the subject dissolves after one second
+    p = persistence(frames, target, fps)
+    assert p["frames"] == 0.75 and p["per_second"] == [1.0, 0.5] and p["last_second"] == 0.5 and p["clips"] == 0.5
+    # a rendered clip whose subject is removed: its (oracle) per-frame labels never show it
+    specs, _ = classifier_specs(5, 0, 1, T, empty_share=0.0)
+    prep = prepare(specs, 32, 48)
+    remove_subject(prep, 0, 0)
+    lab = frame_labels(prep["labels"], T, [0])
+    want = np.array([ATTRS["subject"].index(specs[0].shots[0].subject)])
+    assert persistence(lab["subject"], want, fps)["frames"] == 0.0
+
+
+def test_prompts_carry_their_targets(tmp_path):
+    held = load_heldout()
+    ps = build_prompts(3, 1, 1, seed=2)
+    assert len(ps) == 3 + len(held)
+    assert sum(p["heldout"] is not None for p in ps) == len(held)
+    for p in ps:
+        assert is_heldout(p["attrs"], held) == (p["heldout"] is not None)
+        assert p["heldout"] is None or matches(p["attrs"], p["heldout"])
+        spec, fresh = spec_of(p), spec_of(p, reseed=1)
+        assert spec.shots[0].attrs() == fresh.shots[0].attrs() == p["attrs"]
+        assert spec.shots[0].seed != fresh.shots[0].seed and spec.frames == 16
+    write_prompts(tmp_path / "p.jsonl", ps)
+    assert read_prompts(tmp_path / "p.jsonl") == ps
+
+
+def test_eval_end_to_end(classifier_run, tmp_path, capsys):
+    import evaluate
+    common = ["--classifier", str(classifier_run), "--in-dist", "3", "--per-heldout", "1", "--seconds", "2",
+              "--batch", "7"]
+    gen = evaluate.main(["--model", str(TINY), "--json", str(tmp_path / "gen.json")] + common)
+    text = capsys.readouterr().out
+    for what in ["overall", "held-out combinations", "Fréchet distance", "subject persistence", "flicker"] + list(ATTRS):
+        assert what in text, what
+    ref = evaluate.main(["--reference", "--json", str(tmp_path / "ref.json")] + common)
+    assert json.loads((tmp_path / "gen.json").read_text())["frechet"] == gen["frechet"]
+    for r in (gen, ref):
+        assert r["counts"] == {"prompts": 13, "in_distribution": 3, "heldout": 10}
+        for group in ("all", "in_distribution", "heldout"):
+            assert all(0 <= v <= 1 for v in r["accuracy"][group].values())
+        assert 0 <= r["accuracy"]["heldout_combination"] <= 1
+        assert 0 <= r["persistence"]["frames"] <= 1 and len(r["persistence"]["per_second"]) == 2
+        assert np.isfinite(r["frechet"]) and r["frechet"] >= 0
+    # A random-init model makes coloured noise: far from renders in feature space, and flickering
+    # far above them; renders against fresh renders of the same prompts are close on both.
+    assert gen["frechet"] > 2 * ref["frechet"]
+    assert gen["flicker"]["excess"] > 10
+    assert abs(ref["flicker"]["excess"]) < 0.5 * ref["flicker"]["rendered"]["mean"]

@@ -52,3 +52,11 @@ def test_toy_end_to_end(tmp_path):
     frames = sample(model, tokens, pooled, num_chunks=2, steps=2, generator=torch.Generator().manual_seed(0))
     assert frames.shape == (1, 2 * 4 * cfg.dit.chunk_frames, 3, cfg.video.height, cfg.video.width)
     assert torch.isfinite(frames).all()
+
+    # The eval command reads the run folder itself the way export assembles it: the same clip.
+    from measure.generate import generate, load_generator
+    from_run, tok, info = load_generator(run)
+    from_folder, _, _ = load_generator(out)
+    assert info["dit_step"] == 2
+    clips = [generate(m, tok, ["a red ball bouncing"], [3], 2, 2) for m in (from_run, from_folder)]
+    assert torch.equal(clips[0], clips[1])

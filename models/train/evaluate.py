@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Measure a model against prompts with known attributes (models/train/README.md, "Measuring").
+
+  python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps 2] [--seconds 15]
+  python evaluate.py --reference --classifier runs/main          # rendered clips: the ceiling
+  python evaluate.py --write-prompts prompts.jsonl [--in-dist 120 --per-heldout 4 --seconds 15]
+
+Generates one clip per prompt with the PyTorch mirror and the browser's sampler (or, with
+--reference, renders the clip the prompt describes), reads every clip with the attribute classifier,
+and renders a fresh set of the same prompts' clips (same attributes, other positions, speeds and
+textures) as the real-data side of the Fréchet distance and the flicker floor. Prints a table and
+writes JSON (--json). The metrics are defined in measure/metrics.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from measure.attributes import ATTRS  # noqa: E402
+from measure.classifier import load_classifier  # noqa: E402
+from measure.metrics import (accuracy, clip_class, flicker_per_frame, flicker_summary,  # noqa: E402
+                             frechet_distance, persistence)
+from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts  # noqa: E402
+from world.clips import render_clips  # noqa: E402
+from world.spec import FPS, is_heldout, load_heldout  # noqa: E402
+
+RESEED = 7919  # the fresh renders' seed stream (measure.prompts.spec_of)
+
+
+@torch.no_grad()
+def read_clips(clf, video: torch.Tensor) -> list[dict]:
+    """Per clip: its class per attribute, per-frame subject classes, clip feature, flicker."""
+    logits, feats = clf(video.to(next(clf.parameters()).device))
+    flick = flicker_per_frame(video).cpu().numpy()
+    out = []
+    for b in range(video.shape[0]):
+        out.append({"pred": {a: clip_class(lg[b]) for a, lg in logits.items()},
+                    "subject_frames": logits["subject"][b].argmax(-1).cpu().numpy(),
+                    "feature": feats[b].mean(0).float().cpu().numpy(), "flicker": flick[b]})
+    return out
+
+
+def rendered(entries, reseed, height, width, batch, device):
+    for s in range(0, len(entries), batch):
+        specs = [spec_of(e, reseed) for e in entries[s:s + batch]]
+        yield render_clips(specs, height, width, device, with_labels=False)[0]
+
+
+def generated(entries, model, tok, chunks, steps, batch, frames):
+    from measure.generate import generate
+    for s in range(0, len(entries), batch):
+        part = entries[s:s + batch]
+        video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part], chunks, steps)
+        yield video[:, :frames]
+
+
+def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_frames: int) -> dict:
+    attrs = list(ATTRS)
+    idx = {a: {v: i for i, v in enumerate(vs)} for a, vs in ATTRS.items()}
+    target = [{a: idx[a][e["attrs"][a]] for a in attrs} for e in entries]
+    pred = [c["pred"] for c in clips]
+    held = [i for i, e in enumerate(entries) if e["heldout"]]
+    ind = [i for i, e in enumerate(entries) if not e["heldout"]]
+    pick = lambda xs, ii: [xs[i] for i in ii]  # noqa: E731
+    # The held-out combination itself: all of its attributes right (e.g. subject AND style).
+    combo_right = [all(pred[i][a] == target[i][a] for a in entries[i]["heldout"]) for i in held]
+    fl_gen = flicker_summary(np.stack([c["flicker"] for c in clips]), chunk_frames)
+    fl_ref = flicker_summary(np.stack([c["flicker"] for c in fresh]), chunk_frames)
+    return {
+        "accuracy": {"all": accuracy(pred, target, attrs), "in_distribution": accuracy(pick(pred, ind), pick(target, ind), attrs),
+                     "heldout": accuracy(pick(pred, held), pick(target, held), attrs),
+                     "heldout_combination": float(np.mean(combo_right)) if held else None},
+        "chance": {a: 1 / len(ATTRS[a]) for a in attrs},
+        "frechet": frechet_distance(np.stack([c["feature"] for c in clips]), np.stack([c["feature"] for c in fresh])),
+        "persistence": persistence(np.stack([c["subject_frames"] for c in clips]),
+                                   np.array([t["subject"] for t in target]), FPS),
+        "flicker": {"clips": fl_gen, "rendered": fl_ref, "excess": fl_gen["mean"] - fl_ref["mean"]},
+        "counts": {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held)},
+    }
+
+
+def table(r: dict, head: str) -> str:
+    acc, ch = r["accuracy"], r["chance"]
+    f = lambda x: "   -  " if x is None else f"{x:6.3f}"  # noqa: E731
+    lines = [head, f"{'attribute':12s} {'chance':>6s} {'all':>6s} {'in-dist':>7s} {'held-out':>8s}"]
+    for a in list(ATTRS) + ["overall", "all_correct"]:
+        lines.append(f"{a:12s} {f(ch.get(a))} {f(acc['all'].get(a))} {f(acc['in_distribution'].get(a)):>7s} "
+                     f"{f(acc['heldout'].get(a)):>8s}")
+    p, fl = r["persistence"], r["flicker"]
+    n = r["counts"]
+    lines += [
+        f"held-out combinations right (every attribute of the pair/triple): {f(acc['heldout_combination']).strip()}"
+        f" of {n['heldout']} clips",
+        f"Fréchet distance, classifier features (D={r['feature_dim']}), vs {n['prompts']} fresh renders: {r['frechet']:.4g}",
+        f"subject persistence: {p['frames']:.3f} of frames are the prompted subject; last second {f(p['last_second']).strip()};"
+        f" clips with it in >= {p['clips_at_least']:.0%} of frames: {p['clips']:.3f}",
+        f"flicker (mean |Y[t+1]-2Y[t]+Y[t-1]|, 8-bit levels): {fl['clips']['mean']:.3f} vs rendered {fl['rendered']['mean']:.3f}"
+        f" (excess {fl['excess']:+.3f}); at chunk seams {f(fl['clips']['at_seams']).strip()}, inside chunks "
+        f"{fl['clips']['inside_chunks']:.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", help="model folder (manifest.json) or train.py run folder")
+    ap.add_argument("--classifier", help="classifier checkpoint folder, or a run folder with classifier/")
+    ap.add_argument("--reference", action="store_true", help="evaluate rendered clips instead of generated ones")
+    ap.add_argument("--prompts", help="prompt file (JSONL, see measure/prompts.py); default: built from the grammar")
+    ap.add_argument("--write-prompts", help="write the built prompt list here and exit")
+    ap.add_argument("--in-dist", type=int, default=120, help="built list: prompts drawn like training data")
+    ap.add_argument("--per-heldout", type=int, default=4, help="built list: prompts per held-out combination")
+    ap.add_argument("--seconds", type=int, default=15, help="built list: clip length")
+    ap.add_argument("--prompt-seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=2, help="Euler steps per chunk (the Rust CLI's default is 2)")
+    ap.add_argument("--batch", type=int, default=8, help="clips generated / rendered / classified at once")
+    ap.add_argument("--json", help="write the results here (default runs/eval/<generated|reference>.json)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    entries = read_prompts(args.prompts) if args.prompts else build_prompts(
+        args.in_dist, args.per_heldout, args.seconds, args.prompt_seed)
+    if args.write_prompts:
+        write_prompts(Path(args.write_prompts), entries)
+        print(f"wrote {len(entries)} prompts to {args.write_prompts}")
+        return None
+    if not args.classifier or not (args.model or args.reference):
+        ap.error("give --classifier and --model (or --reference)")
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.backends.cuda.matmul.allow_tf32 = True
+    held = load_heldout()
+    for e in entries:  # a hand-edited file must still say which prompts are held-out combinations
+        assert bool(e["heldout"]) == is_heldout(e["attrs"], held), e["prompt"]
+    frames = {spec_of(e).frames for e in entries}
+    assert len(frames) == 1, f"one clip length per run, got {sorted(frames)}"
+    frames = frames.pop()
+    clf, cstate = load_classifier(Path(args.classifier), dev)
+    H, W = clf.cfg.video_height, clf.cfg.video_width
+    t0 = time.time()
+    if args.reference:
+        # no chunks in a render: its "seams" are read at kinema-tiny's 1 s chunk boundaries
+        source, desc, chunk = rendered(entries, None, H, W, args.batch, dev), "rendered clips (reference)", FPS
+    else:
+        from measure.generate import clip_chunks, load_generator
+        model, tok, info = load_generator(Path(args.model), dev)
+        vc = model.cfg.video
+        if (vc.height, vc.width) != (H, W):
+            print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
+        chunks = clip_chunks(model, frames / FPS)
+        chunk = 4 * model.cfg.dit.chunk_frames
+        source = generated(entries, model, tok, chunks, args.steps, args.batch, frames)
+        desc = f"{info['id']} ({info['source']}, trained={info['trained']}), {args.steps} Euler steps, {chunks} chunks"
+    clips = [c for video in source for c in read_clips(clf, video)]
+    t_clips = time.time() - t0
+    fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
+    r = summarise(clips, fresh, entries, chunk)
+    r.update({"mode": "reference" if args.reference else "generated", "clips_from": desc,
+              "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
+              "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
+              "frames": frames, "size": [W, H], "steps": None if args.reference else args.steps,
+              "feature_dim": clf.cfg.features, "device": str(dev),
+              "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},
+              "per_prompt": [{"prompt": e["prompt"], "heldout": e["heldout"],
+                              "pred": {a: ATTRS[a][c["pred"][a]] for a in ATTRS},
+                              "persistence": float((c["subject_frames"] == ATTRS["subject"].index(e["attrs"]["subject"])).mean())}
+                             for e, c in zip(entries, clips)]})
+    head = (f"kinema eval: {desc}\nclassifier {args.classifier} (step {cstate['step']}{', toy' if cstate.get('toy') else ''}); "
+            f"{len(entries)} prompts ({r['counts']['heldout']} held-out), {frames / FPS:g} s each at {W}x{H}, {dev}")
+    print(table(r, head))
+    out = Path(args.json) if args.json else HERE / "runs" / "eval" / f"{r['mode']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=1) + "\n")
+    print(f"wrote {out} ({time.time() - t0:.1f} s)")
+    return r
+
+
+if __name__ == "__main__":
+    main()

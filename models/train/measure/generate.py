@@ -1,0 +1,57 @@
+"""Clips from the PyTorch mirror with the browser's sampler (kinema.model.sample: chunk after
+chunk, a few Euler steps each, KV cache, streaming decoder), from a model folder or a run folder."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from kinema.folder import read_model_folder
+from kinema.model import Kinema, from_numpy_state, sample
+from kinema.text import PromptTokenizer
+
+
+def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, dict]:
+    """A model folder (manifest.json) or a train.py run folder (ae/ + flow/ or shortcut/)."""
+    path = Path(path)
+    if (path / "manifest.json").exists():
+        manifest, cfg, state = read_model_folder(path)
+        model = Kinema(cfg)
+        model.load_state_dict(from_numpy_state(state), strict=True)
+        tok_path = path / "tokenizer.json"
+        info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"]}
+    elif (path / "ae" / "state.json").exists():
+        import train  # the run's own assembly of text + decoder + DiT, as export writes it
+        from train_io import load_checkpoint
+        toy = load_checkpoint(path / "ae", verify=False)[1].get("toy", False)
+        cfg, state, dit_dir, dst = train.shipped_state(path, toy)
+        model = Kinema(cfg)
+        model.load_state_dict(state, strict=True)
+        tok_path = train.tokenizer_path()
+        info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"]}
+    else:
+        raise SystemExit(f"{path}: neither a model folder (manifest.json) nor a run folder (ae/state.json)")
+    return model.to(device).eval(), PromptTokenizer(tok_path, cfg.text.max_text_tokens), info
+
+
+def clip_chunks(model: Kinema, seconds: float) -> int:
+    """Chunks covering `seconds` (1 s per chunk for kinema-tiny: 4 latent frames x 4)."""
+    cfg = model.cfg
+    return math.ceil(seconds * cfg.video.fps / (4 * cfg.dit.chunk_frames))
+
+
+@torch.no_grad()
+def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: list[int], chunks: int,
+             steps: int) -> torch.Tensor:
+    """Frames [B, T, 3, H, W] in [0, 1]. Each clip's noise comes from its own seed (torch's
+    generator, chunk after chunk), so a clip does not depend on which batch it is generated in."""
+    d = model.cfg.dit
+    dev = next(model.parameters()).device
+    shape = (d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    noise = [torch.stack([torch.randn(shape, generator=g) for g in gens]) for _ in range(chunks)]
+    ids, mask = tok.batch(prompts)
+    ids, mask = ids.to(dev), mask.to(dev)
+    tokens, pooled = model.text(ids, mask)
+    return sample(model, tokens, pooled, chunks, steps, noise=noise, text_mask=mask)
