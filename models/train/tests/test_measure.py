@@ -1,7 +1,8 @@
-"""Measurement at toy scale: the attribute classifier learns, the eval command runs end to end on
-the tiny parity model folder, and each metric behaves on clips whose answer is known (a set
-against itself, a still clip, pure noise, a clip without its subject)."""
+"""Measurement at toy scale: the attribute classifier learns, the eval command and the sample strip
+run end to end on the tiny parity model folder, and each metric behaves on clips whose answer is
+known (a set against itself, a still clip, pure noise, a clip without its subject)."""
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,14 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
     assert gen["frechet"] > 2 * ref["frechet"]
     assert gen["flicker"]["excess"] > 10
     assert abs(ref["flicker"]["excess"]) < 0.5 * ref["flicker"]["rendered"]["mean"]
+
+
+def test_sample_strip(tmp_path):
+    import strip
+    meta = strip.main(["--model", str(TINY), "--out", str(tmp_path / "s.png"), "--prompt", "a red ball",
+                       "--prompt", "a cat at night", "--cols", "3", "--seconds", "1"])
+    png = (tmp_path / "s.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (3 * (48 + 2), 2 * (32 + 2))  # 1-pixel frame borders
+    assert [r["prompt"] for r in meta["rows"]] == ["a red ball", "a cat at night"]
+    assert json.loads((tmp_path / "s.json").read_text()) == meta
