@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call (run from the repository root on the GPU machine):
-#   bash models/train/device/call.sh STAGE MINUTES [train.py args...]
-# Starts `train.py STAGE` under setsid for MINUTES of training (unless a trainer is already
+#   bash models/train/device/call.sh STAGE MINUTES [trainer args...]
+# STAGE: autoencoder | flow | shortcut (train.py) or classifier (train_classifier.py).
+# Starts the trainer under setsid for MINUTES of training (unless a trainer is already
 # running: then it only waits), waits until it exits or WAIT_S seconds pass (default 540, under
 # the 10-minute command limit), then copies the stage's checkpoint and the log to $OUT. A trainer
 # started here outlives the call while the machine is held, so MINUTES may span two calls made
@@ -14,13 +15,16 @@ WAIT_S=${WAIT_S:-540}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$RUN" "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
-case $STAGE in autoencoder) DIR=ae;; flow) DIR=flow;; shortcut) DIR=shortcut;; *) echo "stage?"; exit 2;; esac
+case $STAGE in autoencoder) DIR=ae;; flow) DIR=flow;; shortcut) DIR=shortcut;; classifier) DIR=classifier;;
+  *) echo "stage?"; exit 2;; esac
+# the attribute classifier (for measuring) has its own trainer; it renders on the GPU, no workers
+if [ "$STAGE" = classifier ]; then CMD=(train_classifier.py); else CMD=(train.py "$STAGE" --workers 10); fi
 
 alive() { [ -f "$RUN/trainer.pid" ] && kill -0 "$(cat "$RUN/trainer.pid")" 2>/dev/null; }
 if alive; then
   echo "trainer $(cat "$RUN/trainer.pid") already running; waiting"
 else
-  setsid nohup python3 train.py "$STAGE" --run "$RUN" --minutes "$MINUTES" --workers 10 \
+  setsid nohup python3 "${CMD[@]}" --run "$RUN" --minutes "$MINUTES" \
       --save-minutes 2 "$@" > "$RUN/trainer.out" 2>&1 < /dev/null &
   echo $! > "$RUN/trainer.pid"
   echo "started trainer $(cat "$RUN/trainer.pid"): $STAGE for $MINUTES min"

@@ -7,7 +7,7 @@ FILES=$1
 cd "$(dirname "$0")/.."
 RUN=${2:-runs/main}
 STAGE=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['stage'])" "$FILES/state.json")
-case $STAGE in autoencoder) DIR=ae;; flow) DIR=flow;; shortcut) DIR=shortcut;; esac
+case $STAGE in autoencoder) DIR=ae;; flow) DIR=flow;; shortcut) DIR=shortcut;; classifier) DIR=classifier;; esac
 mkdir -p "$RUN"
 rm -rf "$RUN/$DIR.new"; mkdir "$RUN/$DIR.new"
 cp "$FILES"/weights-*.safetensors "$FILES"/state.json "$RUN/$DIR.new"/
