@@ -24,6 +24,9 @@ if ! python3 -c "import torch, safetensors, numpy, pytest, tokenizers, sentence_
 fi
 (cd models/train && python3 -m pytest -q)
 
+step "GPU benchmark scripts (no GPU needed: sizes, staging, adapter checks)"
+bash tests/bench/gpu-scripts.test.sh
+
 step "web build"
 web/tools/build.sh
 
