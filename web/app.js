@@ -77,6 +77,9 @@ function applySettings(s) {
 }
 
 /** The form's settings and the problems with them (sentences). */
+/** The engine the page's link asked for (?backend=…); no form control, but links keep it. */
+let linkBackend = 'auto';
+
 function readForm() {
   const problems = [];
   const prompt = $('prompt').value;
@@ -90,7 +93,7 @@ function readForm() {
   const checked = checkModelUrl(model);
   if (!checked.ok) problems.push(checked.problem.replace(/; the default model is used\.$/, '.'));
   return {
-    settings: { prompt, seed, seconds: Number($('seconds').value), steps: Number($('steps').value), style: $('style').value, model: checked.ok ? checked.url : model, autostart: false },
+    settings: { prompt, seed, seconds: Number($('seconds').value), steps: Number($('steps').value), style: $('style').value, model: checked.ok ? checked.url : model, backend: linkBackend, autostart: false },
     problems,
   };
 }
@@ -493,6 +496,7 @@ async function main() {
   fillSelects();
   const { settings, problems } = parseParams(location.search);
   applySettings(settings);
+  linkBackend = settings.backend;
   if (problems.length) {
     $('params-problems').replaceChildren(...problems.map((p) => Object.assign(document.createElement('li'), { textContent: p })));
     $('params-message').hidden = false;
@@ -513,16 +517,20 @@ async function main() {
 
   try {
     kinema = await Kinema.create({
+      backend: settings.backend,
       onStatus: (text) => setState('working', text),
       onGpu: (gpu) => {
         $('gpu-adapter').textContent = gpu.adapter || '(name hidden by the browser)';
-        $('gpu-backend').textContent = gpu.backend === 'BrowserWebGpu' ? 'WebGPU (browser)' : gpu.backend;
+        $('gpu-backend').textContent = gpu.engine === 'cpu' ? 'CPU (WebAssembly)' : gpu.backend === 'BrowserWebGpu' ? 'WebGPU (browser)' : gpu.backend;
         $('gpu-f16').textContent = gpu.shaderF16 ? 'yes (f16 compute possible)' : 'no (f32 compute)';
-        $('gpu-max-buffer').textContent = mib(gpu.maxBufferSize);
-        $('gpu-max-storage').textContent = mib(gpu.maxStorageBufferBindingSize);
-        // Software adapters run shaders on the CPU: the kinema-tiny bench measured minutes per
-        // second of video on SwiftShader, so say so before anyone waits for a clip.
-        if (/swiftshader|llvmpipe|lavapipe|software|basic render/i.test(gpu.adapter)) {
+        $('gpu-max-buffer').textContent = gpu.engine === 'cpu' ? '—' : mib(gpu.maxBufferSize);
+        $('gpu-max-storage').textContent = gpu.engine === 'cpu' ? '—' : mib(gpu.maxStorageBufferBindingSize);
+        if (gpu.engine === 'cpu') {
+          $('cpu-engine-reason').textContent = gpu.engineReason;
+          $('cpu-engine').hidden = false;
+        } else if (/swiftshader|llvmpipe|lavapipe|software|basic render/i.test(gpu.adapter)) {
+          // WebGPU was forced (?backend=webgpu) on an adapter that emulates a GPU on the processor:
+          // the kinema-tiny bench measured minutes per second of video there, so say so.
           $('software-gpu-name').textContent = gpu.adapter;
           $('software-gpu').hidden = false;
         }
@@ -539,7 +547,7 @@ async function main() {
   const p = kinema.probe;
   $('probe').textContent = `256×256 matmul ${p.millis.toFixed(1)} ms (first run, with shader compilation, ${p.firstMillis.toFixed(0)} ms): correct`;
   $('probe').dataset.correct = 'true';
-  setState('ready', 'Ready: WebGPU works on this device.');
+  setState('ready', kinema.engine === 'cpu' ? 'Ready: the model runs on the processor.' : 'Ready: WebGPU works on this device.');
   $('create').hidden = false;
   setRun('idle');
 

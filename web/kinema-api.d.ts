@@ -19,8 +19,17 @@ export declare class KinemaError extends Error {
   constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; retryable?: boolean });
 }
 
+/** Where the model runs: 'auto' picks WebGPU on a real graphics card, else the CPU engine. */
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+
 export interface GpuInfo {
+  /** The engine chosen: WebGPU, or burn's CPU backend in wasm. */
+  engine: 'webgpu' | 'cpu';
+  /** Why the CPU engine was chosen (no WebGPU, a software adapter, or asked for); null on WebGPU. */
+  engineReason: string | null;
+  /** The adapter's name ("CPU (burn Flex)" on the CPU engine). */
   adapter: string;
+  /** "BrowserWebGpu" on WebGPU, "Cpu" on the CPU engine. */
   backend: string;
   shaderF16: boolean;
   maxBufferSize: number;
@@ -38,6 +47,8 @@ export interface ProbeResult {
 export interface CreateOptions {
   /** The worker script; default web/worker.js next to this module. */
   workerUrl?: string | URL;
+  /** Where the model runs; default 'auto'. A forced 'webgpu' that is unavailable rejects with 'no-webgpu'. */
+  backend?: Backend;
   /** Start-up progress sentences ("Loading the engine…"). */
   onStatus?: (text: string) => void;
   /** The GPU's facts, as soon as the worker knows them. */
@@ -176,6 +187,8 @@ export declare class Generation {
 export declare class Kinema {
   /** Checks WebGPU, starts the GPU worker and waits for its known-answer probe. Rejects with KinemaError ('no-webgpu' or 'internal'). */
   static create(options?: CreateOptions): Promise<Kinema>;
+  /** The engine this instance runs on. */
+  readonly engine: 'webgpu' | 'cpu';
   readonly gpu: GpuInfo | null;
   readonly probe: ProbeResult | null;
   /** The loaded model, or null (none yet, or the worker was restarted after a lost GPU). */

@@ -6,7 +6,7 @@
 import { ClipEncoder, chooseCodec } from './encoder.js';
 import { KinemaError, abortError } from './errors.js';
 import { loadModel } from './model-loader.js';
-import { DEFAULT_MODEL, MAX_SECONDS, MAX_SEED, MIN_SECONDS, STYLES, checkPrompt, clipFilename, fullPrompt, randomSeed } from './params.js';
+import { BACKENDS, DEFAULT_MODEL, MAX_SECONDS, MAX_SEED, MIN_SECONDS, STYLES, checkPrompt, clipFilename, fullPrompt, randomSeed } from './params.js';
 import { posterFromRgba } from './gallery.js';
 
 export { KinemaError } from './errors.js';
@@ -16,30 +16,62 @@ const DEFAULT_WORKER = new URL('./worker.js', import.meta.url);
 /** Turns a worker {type:'error'} message into the API's error. */
 const workerError = (m) => new KinemaError(m.kind ?? 'internal', m.message ?? 'the worker reported an error without a message');
 
+/** Adapters that emulate a GPU on the processor (SwiftShader, Mesa's llvmpipe/lavapipe, WARP). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
+
+/**
+ * Which engine runs the model for `backend` ('auto' | 'webgpu' | 'cpu'), and why the CPU when it
+ * is the CPU. Asked on the page: it answers before any wasm is fetched. A forced 'webgpu' that
+ * cannot be had is a 'no-webgpu' error; 'auto' falls back to the CPU engine instead.
+ * @returns {Promise<{engine: 'webgpu'|'cpu', reason: string|null}>}
+ */
+async function chooseEngine(backend) {
+  if (backend === 'cpu') return { engine: 'cpu', reason: 'the CPU engine was asked for.' };
+  const forced = backend === 'webgpu';
+  let why = null;
+  let adapter = null;
+  if (!('gpu' in navigator) || !navigator.gpu) why = 'this browser has no WebGPU (navigator.gpu is missing).';
+  else {
+    try {
+      adapter = await navigator.gpu.requestAdapter();
+      if (!adapter) why = 'the browser has WebGPU but found no usable GPU adapter (it may be blocked for this graphics driver).';
+    } catch (err) {
+      why = `asking for a GPU failed (${err.message}).`;
+    }
+  }
+  if (why) {
+    if (forced) throw new KinemaError('no-webgpu', why);
+    return { engine: 'cpu', reason: why };
+  }
+  const info = adapter.info ?? {};
+  const name = [info.description, info.vendor, info.architecture, info.device].filter(Boolean).join(' / ');
+  if (!forced && (info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name))) {
+    return { engine: 'cpu', reason: `the browser's WebGPU adapter is a software renderer (${name || 'fallback adapter'}), which is far slower than computing on the processor directly.` };
+  }
+  return { engine: 'webgpu', reason: null };
+}
+
 export class Kinema {
   /**
-   * Checks for WebGPU, starts the GPU worker and waits for its known-answer probe.
+   * Chooses the engine (WebGPU, or the CPU where WebGPU is missing or only emulated), starts the
+   * worker and waits for its known-answer probe.
    * @param {import('./kinema-api.d.ts').CreateOptions} [options]
    * @returns {Promise<Kinema>}
    */
-  static async create({ workerUrl = DEFAULT_WORKER, onStatus = () => {}, onGpu = () => {} } = {}) {
-    // Asked on the page first: it answers at once, before any wasm is fetched.
-    if (!('gpu' in navigator) || !navigator.gpu) throw new KinemaError('no-webgpu', 'this browser has no WebGPU (navigator.gpu is missing).');
-    let adapter = null;
-    try {
-      adapter = await navigator.gpu.requestAdapter();
-    } catch (err) {
-      throw new KinemaError('no-webgpu', `asking for a GPU failed (${err.message}).`, { cause: err });
-    }
-    if (!adapter) throw new KinemaError('no-webgpu', 'the browser has WebGPU but found no usable GPU adapter (it may be blocked for this graphics driver).');
-    const kinema = new Kinema(workerUrl, onStatus, onGpu);
+  static async create({ workerUrl = DEFAULT_WORKER, backend = 'auto', onStatus = () => {}, onGpu = () => {} } = {}) {
+    if (!BACKENDS.includes(backend)) throw new KinemaError('input', `backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(backend)}).`);
+    const { engine, reason } = await chooseEngine(backend);
+    const kinema = new Kinema(workerUrl, engine, reason, onStatus, onGpu);
     await kinema.#startWorker();
     return kinema;
   }
 
   /** @private use Kinema.create */
-  constructor(workerUrl, onStatus, onGpu) {
+  constructor(workerUrl, engine, engineReason, onStatus, onGpu) {
     this.workerUrl = workerUrl;
+    /** @type {'webgpu'|'cpu'} */
+    this.engine = engine;
+    this.engineReason = engineReason;
     this.onStatus = onStatus;
     this.onGpu = onGpu;
     /** @type {import('./kinema-api.d.ts').GpuInfo | null} */
@@ -60,7 +92,9 @@ export class Kinema {
   #startWorker() {
     this.worker?.terminate();
     this.model = null;
-    const worker = new Worker(this.workerUrl, { type: 'module' });
+    const workerUrl = new URL(this.workerUrl, location.href);
+    workerUrl.searchParams.set('engine', this.engine);
+    const worker = new Worker(workerUrl, { type: 'module' });
     this.worker = worker;
     return new Promise((resolve, reject) => {
       let ready = false;
@@ -76,7 +110,8 @@ export class Kinema {
             case 'status': this.onStatus(m.text); return;
             case 'no-webgpu': reject(new KinemaError('no-webgpu', m.reason)); return;
             case 'gpu': {
-              const { type, ...gpu } = m;
+              const { type, ...reported } = m;
+              const gpu = { ...reported, engine: this.engine, engineReason: this.engineReason };
               this.gpu = gpu;
               this.onGpu(gpu);
               return;

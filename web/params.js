@@ -1,5 +1,5 @@
 // Generation settings: their limits, the quality presets and styles, and their round trip through the
-// page URL (?prompt=…&seed=…&seconds=…&steps=…&style=…&model=…&autostart=1), so that a link
+// page URL (?prompt=…&seed=…&seconds=…&steps=…&style=…&model=…&backend=…&autostart=1), so that a link
 // reproduces a clip and a headless browser can drive the page. Pure functions, no DOM.
 
 export const MAX_PROMPT_CHARS = 300;
@@ -26,7 +26,14 @@ export const STYLES = Object.freeze([
   { id: 'neon', label: 'Neon', words: 'neon lights, glowing' },
 ]);
 
-export const DEFAULTS = Object.freeze({ prompt: '', seed: null, seconds: 4, steps: DEFAULT_STEPS, style: 'none', model: DEFAULT_MODEL, autostart: false });
+/**
+ * Where the model runs. 'auto': WebGPU on a real graphics card; the CPU engine (burn's Flex in
+ * wasm) when the browser has no WebGPU or only a software adapter, which emulates a GPU on the
+ * processor far more slowly than the CPU engine computes. 'webgpu' and 'cpu' force one.
+ */
+export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
+
+export const DEFAULTS = Object.freeze({ prompt: '', seed: null, seconds: 4, steps: DEFAULT_STEPS, style: 'none', model: DEFAULT_MODEL, backend: 'auto', autostart: false });
 
 /** A random u32 seed (crypto, so two visitors do not share a sequence). */
 export function randomSeed() {
@@ -100,6 +107,12 @@ export function parseParams(search) {
     else problems.push(checked.problem);
   }
 
+  if (q.has('backend')) {
+    const b = q.get('backend').trim().toLowerCase();
+    if (BACKENDS.includes(b)) settings.backend = b;
+    else problems.push(`backend=${q.get('backend')} is not one of ${BACKENDS.join(', ')}; auto is used.`);
+  }
+
   if (q.has('autostart')) {
     const a = q.get('autostart');
     if (a === '1' || a === 'true') settings.autostart = true;
@@ -138,6 +151,7 @@ export function toSearch(settings) {
   if (settings.steps !== DEFAULTS.steps) q.set('steps', String(settings.steps));
   if (settings.style && settings.style !== 'none') q.set('style', settings.style);
   if (settings.model && settings.model !== DEFAULT_MODEL) q.set('model', settings.model);
+  if (settings.backend && settings.backend !== DEFAULTS.backend) q.set('backend', settings.backend);
   if (settings.autostart) q.set('autostart', '1');
   const s = q.toString();
   return s ? `?${s}` : '';

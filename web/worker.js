@@ -1,7 +1,7 @@
 // The worker that owns the GPU: it loads the wasm package, brings up burn's WebGPU backend once,
 // and does all model work, so the page stays responsive. Messages in and out are specified in
 // web/protocol.js; web/kinema-api.js is the page's side.
-import init, { Generator, initGpu, runProbe } from '../pkg/kinema.js';
+import init, { Generator, initCpu, initGpu, runProbe } from '../pkg/kinema.js';
 
 const post = (type, fields = {}, transfer = []) => self.postMessage({ type, ...fields }, transfer);
 
@@ -20,7 +20,30 @@ async function browserAdapterName() {
   }
 }
 
+// The engine the page chose (web/kinema-api.js decides; see Kinema.create's `backend`): 'webgpu',
+// or 'cpu' for browsers without WebGPU or with only a software adapter.
+const ENGINE = new URL(self.location.href).searchParams.get('engine') === 'cpu' ? 'cpu' : 'webgpu';
+
+/** Brings up the CPU engine and reports it like a GPU, so the page has one shape to show. */
+function startCpu() {
+  const cpu = initCpu();
+  post('gpu', {
+    adapter: cpu.adapter,
+    backend: cpu.backend,
+    shaderF16: false,
+    maxBufferSize: 0,
+    maxStorageBufferBindingSize: 0,
+  });
+  cpu.free();
+}
+
 async function start() {
+  if (ENGINE === 'cpu') {
+    post('status', { text: 'Loading the engine…' });
+    await init();
+    startCpu();
+    return probe();
+  }
   if (!('gpu' in navigator) || !navigator.gpu) {
     post('no-webgpu', { reason: 'WebGPU is not available inside a worker in this browser (navigator.gpu is missing).' });
     return false;
@@ -45,7 +68,11 @@ async function start() {
     maxStorageBufferBindingSize: gpu.maxStorageBufferBindingSize,
   });
   gpu.free();
+  return probe();
+}
 
+/** The known-answer computation, twice (the first run includes shader compilation on a GPU). */
+async function probe() {
   post('status', { text: 'Running a test computation (the first one compiles shaders)…' });
   const first = await runProbe();
   const second = await runProbe();

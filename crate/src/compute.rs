@@ -45,8 +45,50 @@ pub async fn init_gpu() -> Result<(Device, GpuInfo), KinemaError> {
     Ok((device, info))
 }
 
-/// The pure-Rust CPU device: always available natively, used by the tests and `--backend cpu`.
-#[cfg(not(target_arch = "wasm32"))]
+/// The pure-Rust CPU device (burn's Flex backend): always available, natively and in wasm.
+///
+/// Natively it serves the tests and `--backend cpu`. In a browser it is the engine when there is
+/// no WebGPU or only a software adapter: Flex's gemm with simd128 on one thread beats SwiftShader's
+/// shader emulation by a wide margin (see the README's figures).
 pub fn cpu_device() -> Device {
     Device::flex()
 }
+
+/// What the page shows about the CPU engine, in the shape of [`GpuInfo`].
+pub fn cpu_info() -> GpuInfo {
+    GpuInfo {
+        adapter: "CPU (burn Flex)".to_owned(),
+        backend: "Cpu".to_owned(),
+        shader_f16: false,
+        max_buffer_size: 0,
+        max_storage_buffer_binding_size: 0,
+    }
+}
+
+/// Lets the host's event loop run once.
+///
+/// In a browser worker, a clip on the CPU engine would otherwise hold the thread from its first
+/// step to its last: its readbacks complete at once, so no await ever yields, and a Cancel message
+/// would wait for the whole clip. Natively there is no event loop to serve.
+#[cfg(target_arch = "wasm32")]
+pub async fn yield_to_host() {
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        let set_timeout = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let scheduled = set_timeout
+            .map(|f| f.call2(&global, &resolve, &JsValue::from(0)).is_ok())
+            .unwrap_or(false);
+        if !scheduled {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Lets the host's event loop run once (nothing to do natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn yield_to_host() {}

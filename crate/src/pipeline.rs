@@ -153,6 +153,8 @@ async fn sync<const D: usize>(t: &Tensor<D>) -> Result<(), KinemaError> {
         .into_data_async()
         .await
         .map_err(|err| KinemaError::Compute(format!("{err:?}")))?;
+    // Every step ends here: the moment for a browser worker to read a Cancel message.
+    crate::compute::yield_to_host().await;
     Ok(())
 }
 

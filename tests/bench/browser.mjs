@@ -3,13 +3,16 @@
 // and prints model load time, time to first frame, total time and per-stage figures for one clip.
 //
 //   node tests/bench/browser.mjs [--model models/kinema-tiny/] [--seconds 2] [--steps 2]
-//                                [--adapter swiftshader|hardware] [--timeout 600]
+//                                [--adapter swiftshader|hardware] [--backend auto|webgpu|cpu]
+//                                [--timeout 600]
 // Needs `web/tools/setup.sh --test` and `web/tools/build.sh` first. `--adapter hardware` asks
-// Chromium for the machine's real GPU (Vulkan) instead of SwiftShader's CPU adapter.
+// Chromium for the machine's real GPU (Vulkan) instead of SwiftShader's CPU adapter. `--backend`
+// is the page's engine choice (Kinema.create's `backend`): auto takes the CPU engine on a software
+// adapter, webgpu forces WebGPU, cpu forces the CPU engine.
 import { launch, serve } from '../browser/harness.mjs';
 
 function parseArgs(argv) {
-  const o = { model: 'models/kinema-tiny/', seconds: 2, steps: 2, adapter: 'swiftshader', timeout: 600 };
+  const o = { model: 'models/kinema-tiny/', seconds: 2, steps: 2, adapter: 'swiftshader', backend: 'auto', timeout: 600 };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     const key = flag?.replace(/^--/, '');
@@ -19,6 +22,7 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.seconds) || o.seconds < 1 || o.seconds > 15) throw new Error('--seconds must be 1 to 15');
   if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 8) throw new Error('--steps must be 1 to 8');
   if (!['swiftshader', 'hardware'].includes(o.adapter)) throw new Error('--adapter must be swiftshader or hardware');
+  if (!['auto', 'webgpu', 'cpu'].includes(o.backend)) throw new Error('--backend must be auto, webgpu or cpu');
   return o;
 }
 
@@ -33,9 +37,9 @@ async function main() {
     const page = await browser.newPage();
     await page.goto(url);
     await page.waitForSelector('body[data-state="ready"], body[data-state="no-webgpu"], body[data-state="failed"]', { timeout: 120_000 });
-    const result = await page.evaluate(async ({ model, seconds, steps }) => {
+    const result = await page.evaluate(async ({ model, seconds, steps, backend }) => {
       const { Kinema } = await import('/web/kinema-api.js');
-      const kinema = await Kinema.create();
+      const kinema = await Kinema.create({ backend });
       const t0 = performance.now();
       const info = await kinema.loadModel(model);
       const loadMs = performance.now() - t0;
@@ -48,6 +52,7 @@ async function main() {
     const { clip, chunks } = result;
     const steps = chunks.flatMap((c) => c.denoiseStepsMs);
     const fills = chunks.map((c) => c.cacheFillMs).filter((x) => x != null);
+    console.log(`engine: ${result.gpu?.engine} (--backend ${o.backend}${result.gpu?.engineReason ? `: ${result.gpu.engineReason}` : ''})`);
     console.log(`adapter: ${result.gpu?.adapter || '(hidden)'} (${o.adapter}), shader-f16: ${result.gpu?.shaderF16}`);
     console.log(`model: ${result.modelId}, ${(result.parameters / 1e6).toFixed(1)} M parameters, ${(result.bytes / 1048576).toFixed(1)} MiB, loaded in ${fmt(result.loadMs)}`);
     console.log(`clip: ${o.seconds} s, ${o.steps} steps/chunk → ${clip.frames} frames ${clip.width}×${clip.height} @ ${clip.fps} fps (${clip.codec})`);

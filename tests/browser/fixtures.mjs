@@ -145,7 +145,9 @@ self.onmessage = async ({ data: m }) => {
 
 /** Serves SYNTHETIC_WORKER in place of web/worker.js for every page of `context`. */
 export async function useSyntheticWorker(context, url) {
-  await context.route(new URL('web/worker.js', url).href, (route) => route.fulfill({ contentType: 'text/javascript', body: SYNTHETIC_WORKER }));
+  // Any query: the page names its engine in the worker's URL (?engine=…).
+  const worker = new URL('web/worker.js', url);
+  await context.route((u) => u.origin === worker.origin && u.pathname === worker.pathname, (route) => route.fulfill({ contentType: 'text/javascript', body: SYNTHETIC_WORKER }));
 }
 
 /** Collects the worker's request log in window.__workerLog of every page of `context`. */

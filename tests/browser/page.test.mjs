@@ -295,7 +295,7 @@ describe('the page with the real worker and a real model', () => {
   test('a link makes a real clip: frames stream in before it ends, and the MP4 decodes back right', async () => {
     const { context, problems } = await newVisitor({ realWorker: true });
     const page = await context.newPage();
-    await page.goto(real({ prompt: 'a red ball bouncing', seed: '7', seconds: '2', steps: '2', autostart: '1' }));
+    await page.goto(real({ prompt: 'a red ball bouncing', seed: '7', seconds: '2', steps: '2', backend: 'webgpu', autostart: '1' }));
     // Frames on the canvas while the model is still generating later chunks.
     await page.waitForFunction(
       () => document.body.dataset.run === 'generating' && Number(document.querySelector('#preview').dataset.framesShown ?? 0) > 0,
@@ -329,7 +329,7 @@ describe('the page with the real worker and a real model', () => {
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
     const digests = await page.evaluate(async (tiny) => {
       const { Kinema } = await import('/web/kinema-api.js');
-      const kinema = await Kinema.create();
+      const kinema = await Kinema.create({ backend: 'webgpu' });
       await kinema.loadModel(tiny);
       const digest = async (seed) => {
         const parts = [];
@@ -359,7 +359,8 @@ describe('the page with the real worker and a real model', () => {
   test('Cancel stops a real clip between steps, and the next clip works', async () => {
     const { context, problems } = await newVisitor({ realWorker: true });
     const page = await context.newPage();
-    await page.goto(real({ prompt: 'a long ride', seconds: '8', steps: '4', autostart: '1' }));
+    // On WebGPU (SwiftShader) the tiny model's steps take long enough to click between them.
+    await page.goto(real({ prompt: 'a long ride', seconds: '8', steps: '4', backend: 'webgpu', autostart: '1' }));
     await page.waitForFunction(() => Number(document.querySelector('#preview').dataset.framesShown ?? 0) > 0, null, { timeout: 180_000 });
     await page.click('#cancel');
     await waitRun(page, 'cancelled', 5_000);

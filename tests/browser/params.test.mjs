@@ -7,10 +7,10 @@ import { checkManifest, orderFiles } from '../../web/model-loader.js';
 
 describe('URL parameters', () => {
   test('a full link is read exactly and written back the same', () => {
-    const search = '?prompt=a+red+fox+in+snow&seed=42&seconds=7&steps=4&style=vangogh&model=https%3A%2F%2Fcdn.example%2Fm%2F&autostart=1';
+    const search = '?prompt=a+red+fox+in+snow&seed=42&seconds=7&steps=4&style=vangogh&model=https%3A%2F%2Fcdn.example%2Fm%2F&backend=cpu&autostart=1';
     const { settings, problems } = parseParams(search);
     assert.deepEqual(problems, []);
-    assert.deepEqual(settings, { prompt: 'a red fox in snow', seed: 42, seconds: 7, steps: 4, style: 'vangogh', model: 'https://cdn.example/m/', autostart: true });
+    assert.deepEqual(settings, { prompt: 'a red fox in snow', seed: 42, seconds: 7, steps: 4, style: 'vangogh', model: 'https://cdn.example/m/', backend: 'cpu', autostart: true });
     assert.deepEqual(parseParams(toSearch(settings)).settings, settings);
   });
 
@@ -23,8 +23,9 @@ describe('URL parameters', () => {
   });
 
   test('bad values each give one clear sentence and fall back to the default; nothing throws', () => {
-    const { settings, problems } = parseParams('?seconds=99&steps=7&style=cubism&seed=-3&autostart=maybe&model=ftp://x/');
-    assert.equal(problems.length, 6, problems.join('\n'));
+    const { settings, problems } = parseParams('?seconds=99&steps=7&style=cubism&seed=-3&autostart=maybe&model=ftp://x/&backend=cuda');
+    assert.equal(problems.length, 7, problems.join('\n'));
+    assert.match(problems.join('\n'), /backend=cuda is not one of auto, webgpu, cpu; auto is used/);
     assert.match(problems.join('\n'), /seed=-3 is not a whole number from 0 to 4294967295/);
     assert.match(problems.join('\n'), /seconds=99 is out of range: .* from 1 to 15; 4 s is used/);
     assert.match(problems.join('\n'), /steps=7 is not one of 2, 3, 4/);
@@ -36,6 +37,7 @@ describe('URL parameters', () => {
     assert.equal(settings.style, 'none');
     assert.equal(settings.seed, null);
     assert.equal(settings.model, DEFAULTS.model);
+    assert.equal(settings.backend, 'auto');
     for (const s of ['?seconds=0', '?seconds=1.5', '?seconds=abc', `?seed=${MAX_SEED + 1}`, '?seed=1e3', '?prompt=' + 'x'.repeat(301)]) {
       assert.equal(parseParams(s).problems.length, 1, s);
     }

@@ -4,7 +4,9 @@ import { Kinema, KinemaError } from '../../web/kinema-api.js';
 import type { Clip, FrameBatch, GenerationStats, LoadProgress, ModelInfo } from '../../web/kinema-api.js';
 
 export async function demo(canvas: HTMLCanvasElement): Promise<Clip | null> {
-  const kinema: Kinema = await Kinema.create({ onStatus: (text: string) => console.log(text), onGpu: (gpu) => console.log(gpu.adapter, gpu.shaderF16) });
+  const kinema: Kinema = await Kinema.create({ backend: 'auto', onStatus: (text: string) => console.log(text), onGpu: (gpu) => console.log(gpu.adapter, gpu.shaderF16, gpu.engine === 'cpu' ? gpu.engineReason : '') });
+  const engine: 'webgpu' | 'cpu' = kinema.engine;
+  console.log(engine);
   const abort = new AbortController();
   const model: ModelInfo = await kinema.loadModel('https://cdn.example/models/kinema-tiny/', {
     signal: abort.signal,

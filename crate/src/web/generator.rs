@@ -31,8 +31,9 @@ impl Generator {
     /// manifest to its bytes (`ArrayBuffer` or `Uint8Array`). Each file's size and sha256 and
     /// every tensor's name, dtype and shape are checked; errors name the file and tensor.
     pub fn load(manifest_json: &[u8], files: &Object) -> Result<Generator, JsError> {
-        let device = super::gpu_device()
-            .ok_or_else(|| JsError::new("the GPU is not initialised: call initGpu first"))?;
+        let device = super::gpu_device().ok_or_else(|| {
+            JsError::new("the engine is not initialised: call initGpu or initCpu first")
+        })?;
         let manifest = Manifest::parse(manifest_json).map_err(|err| to_js(err.into()))?;
         let mut loader = WeightLoader::new(manifest.clone());
         for file in manifest.files_in_fetch_order() {

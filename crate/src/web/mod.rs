@@ -15,7 +15,8 @@ use crate::probe;
 pub use generator::Generator;
 
 thread_local! {
-    /// burn's wgpu runtime may be registered once per worker; later calls reuse it.
+    /// The engine's device: WebGPU (burn's wgpu runtime may be registered once per worker; later
+    /// calls reuse it) or the CPU. Chosen once per worker by `initGpu` or `initCpu`.
     static GPU: RefCell<Option<(Device, GpuInfo)>> = const { RefCell::new(None) };
 }
 
@@ -85,11 +86,23 @@ pub async fn init_gpu() -> Result<GpuReport, JsError> {
     Ok(report)
 }
 
-/// Multiplies two known matrices on the GPU and checks the answer.
+/// Chooses the CPU engine (burn's Flex backend in wasm) for this worker instead of WebGPU: for
+/// browsers without WebGPU or with only a software adapter. Once chosen, the worker keeps it.
+#[wasm_bindgen(js_name = initCpu)]
+pub fn init_cpu() -> GpuReport {
+    GPU.with(|gpu| {
+        let mut gpu = gpu.borrow_mut();
+        let (_, info) = gpu.get_or_insert_with(|| (compute::cpu_device(), compute::cpu_info()));
+        GpuReport::from(&*info)
+    })
+}
+
+/// Multiplies two known matrices on the engine's device and checks the answer.
 #[wasm_bindgen(js_name = runProbe)]
 pub async fn run_probe() -> Result<ProbeReport, JsError> {
-    let device = gpu_device()
-        .ok_or_else(|| JsError::new("the GPU is not initialised: call initGpu first"))?;
+    let device = gpu_device().ok_or_else(|| {
+        JsError::new("the engine is not initialised: call initGpu or initCpu first")
+    })?;
     let result = probe::run_probe(&device).await.map_err(to_js)?;
     Ok(ProbeReport {
         value: result.value,
