@@ -321,13 +321,17 @@ fn print_report(run: u32, r: &GenerationReport) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let decode: Vec<f64> = r.chunks.iter().map(|c| c.decode_ms).collect();
     let fill: Vec<f64> = r.chunks.iter().filter_map(|c| c.cache_fill_ms).collect();
+    // The last chunk has no successor to fill the cache for, so a 1 s clip has no fill at all.
+    let fill = if fill.is_empty() {
+        "cache fill none (last chunk only)".to_owned()
+    } else {
+        format!("cache fill {:.1} ms (n={})", mean(&fill), fill.len())
+    };
     println!(
-        "run {run}: text {:.1} ms | denoise step {:.1} ms (n={}) | cache fill {:.1} ms (n={}) | decode {:.1} ms/chunk | total {:.0} ms | {} frames, {:.2} frames/s",
+        "run {run}: text {:.1} ms | denoise step {:.1} ms (n={}) | {fill} | decode {:.1} ms/chunk | total {:.0} ms | {} frames, {:.2} frames/s",
         r.text_ms,
         mean(&steps),
         steps.len(),
-        mean(&fill),
-        fill.len(),
         mean(&decode),
         r.total_ms,
         r.frames,
