@@ -26,7 +26,7 @@ const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
  * @returns {Promise<{engine: 'webgpu'|'cpu', reason: string|null}>}
  */
 async function chooseEngine(backend) {
-  if (backend === 'cpu') return { engine: 'cpu', reason: 'the CPU engine was asked for.' };
+  if (backend === 'cpu') return { engine: 'cpu', reason: "the CPU engine was asked for (backend 'cpu')." };
   const forced = backend === 'webgpu';
   let why = null;
   let adapter = null;

@@ -53,6 +53,16 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     assert.deepEqual(problems, []);
     await page.close();
   });
+  test('?backend=cpu takes the CPU engine even beside a WebGPU adapter', async () => {
+    const { page, problems } = await open(browser, `${url}?backend=cpu`);
+    await page.waitForSelector('body:is([data-state="ready"], [data-state="failed"])', { timeout: 120_000 });
+    assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
+    assert.equal(await page.textContent('#gpu-backend'), 'CPU (WebAssembly)');
+    assert.match(await page.textContent('#cpu-engine-reason'), /asked for \(backend 'cpu'\)/);
+    assert.match(await page.getAttribute('#share', 'href'), /backend=cpu/);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
 });
 
 describe('without WebGPU', () => {

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 
 import { CDN, recordWorkerLog, serveModel, useSyntheticWorker } from './fixtures.mjs';
+import { downloadedClip, frameDigests } from './clips.mjs';
 import { useServerAndBrowser } from './harness.mjs';
 
 let url;
@@ -76,10 +77,7 @@ describe('the page with a stand-in worker', () => {
     assert.equal(download.suggestedFilename(), 'a-red-fox-seed-42.mp4');
     const saved = await readFile(await download.path());
     assert.equal(saved.subarray(4, 8).toString('latin1'), 'ftyp', 'an MP4 file');
-    const info = await page.evaluate(async () => {
-      const { inspectClip } = await import('/web/encoder.js');
-      return inspectClip(await (await fetch(document.querySelector('#download').href)).blob());
-    });
+    const info = await downloadedClip(page);
     assert.equal(info.codec, 'avc');
     assert.equal(info.frames, 16);
     assert.deepEqual([info.width, info.height], [64, 36]);
@@ -308,10 +306,7 @@ describe('the page with the real worker and a real model', () => {
     assert.match(await page.textContent('#load-text'), /kinema-parity-tiny is ready .*not trained yet, so clips show noise/);
     assert.equal(await page.textContent('#stat-frames'), '32 of 32');
 
-    const info = await page.evaluate(async () => {
-      const { inspectClip } = await import('/web/encoder.js');
-      return inspectClip(await (await fetch(document.querySelector('#download').href)).blob());
-    });
+    const info = await downloadedClip(page);
     assert.equal(info.codec, 'avc');
     assert.equal(info.frames, 32);
     assert.deepEqual([info.width, info.height], [48, 32]);
@@ -327,27 +322,7 @@ describe('the page with the real worker and a real model', () => {
     const page = await context.newPage();
     await page.goto(url);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
-    const digests = await page.evaluate(async (tiny) => {
-      const { Kinema } = await import('/web/kinema-api.js');
-      const kinema = await Kinema.create({ backend: 'webgpu' });
-      await kinema.loadModel(tiny);
-      const digest = async (seed) => {
-        const parts = [];
-        await kinema.generate({ prompt: 'a cat walking', seed, seconds: 1, steps: 2, onFrames: (batch) => parts.push(...batch.frames) }).result;
-        const all = new Uint8Array(parts.reduce((n, f) => n + f.length, 0));
-        let at = 0;
-        for (const f of parts) {
-          all.set(f, at);
-          at += f.length;
-        }
-        const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
-        const distinct = new Set(all.filter((_, i) => i % 4 === 0)).size;
-        return { frames: parts.length, hash: Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join(''), distinct };
-      };
-      const result = [await digest(11), await digest(11), await digest(12)];
-      kinema.terminate();
-      return result;
-    }, TINY);
+    const digests = await page.evaluate(frameDigests, { model: TINY, backend: 'webgpu', prompt: 'a cat walking', seeds: [11, 11, 12], seconds: 1, steps: 2 });
     assert.equal(digests[0].frames, 16);
     assert.ok(digests[0].distinct > 20, 'the frames are not a flat colour');
     assert.equal(digests[0].hash, digests[1].hash, 'same seed, same frames');

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { downloadedClip, frameDigests } from './clips.mjs';
 import { useServerAndBrowser } from './harness.mjs';
 
 let url;
@@ -26,24 +27,10 @@ async function visitor() {
   return { context, page: await context.newPage(), problems };
 }
 
-/** SHA-256 of every frame of a 2 s clip made through the page's JS API, in the page's engine. */
+/** SHA-256 of every frame of a 2 s clip made through the page's JS API, in a fresh engine. */
 async function clipDigest(page, seed) {
-  return page.evaluate(async (seed) => {
-    const { Kinema } = await import('/web/kinema-api.js');
-    const kinema = await Kinema.create();
-    await kinema.loadModel();
-    const parts = [];
-    await kinema.generate({ prompt: 'a red fox running through snow', seed, seconds: 2, steps: 2, onFrames: (batch) => parts.push(...batch.frames) }).result;
-    kinema.terminate();
-    const all = new Uint8Array(parts.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of parts) {
-      all.set(f, at);
-      at += f.length;
-    }
-    const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
-    return { frames: parts.length, bytes: all.length, hash: Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('') };
-  }, seed);
+  const [digest] = await page.evaluate(frameDigests, { prompt: 'a red fox running through snow', seeds: [seed], seconds: 2, steps: 2 });
+  return digest;
 }
 
 describe('the shipped model, end to end', () => {
@@ -64,10 +51,7 @@ describe('the shipped model, end to end', () => {
     assert.match(await page.textContent('#load-text'), /kinema-tiny is ready/);
     assert.equal(await page.textContent('#stat-frames'), '32 of 32');
 
-    const info = await page.evaluate(async () => {
-      const { inspectClip } = await import('/web/encoder.js');
-      return inspectClip(await (await fetch(document.querySelector('#download').href)).blob());
-    });
+    const info = await downloadedClip(page);
     assert.equal(info.codec, 'avc');
     assert.equal(info.frames, 32);
     assert.deepEqual([info.width, info.height], [256, 144]);
