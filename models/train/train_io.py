@@ -3,7 +3,6 @@ small state.json, written atomically (the trainer can be killed at any moment by
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -14,15 +13,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from kinema.folder import sha256_file
+
 SHARD_BYTES = 15 * 1024 * 1024  # under 16 MiB with room for the header
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict, dtype=torch.bfloat16) -> None:
@@ -46,7 +39,7 @@ def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict,
     for i, shard in enumerate(shards):
         p = tmp / f"weights-{i:02d}.safetensors"
         save_file(shard, str(p))
-        files.append({"path": p.name, "size": p.stat().st_size, "sha256": _sha(p)})
+        files.append({"path": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)})
     state = {**state, "files": files, "saved_at": time.time()}
     (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
     old = folder.with_name(folder.name + ".old")
@@ -63,7 +56,7 @@ def load_checkpoint(folder: Path, verify: bool = True) -> tuple[dict[str, torch.
     tensors = {}
     for f in state["files"]:
         p = folder / f["path"]
-        if verify and _sha(p) != f["sha256"]:
+        if verify and sha256_file(p) != f["sha256"]:
             raise ValueError(f"{p}: checksum mismatch (partial copy?)")
         with safe_open(str(p), framework="pt") as st:
             for k in st.keys():
