@@ -310,14 +310,22 @@ class Trainer:
         last_save = time.time()
         losses = []
         s_sess = 0
+        # where a step's time goes (host wait, rendering, the training step), so the next session
+        # knows what to speed up; the GPU is synchronised at the two boundaries for that
+        timing = {"wait_s": 0.0, "render_s": 0.0, "train_s": 0.0}
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         try:
             while True:
                 elapsed = time.time() - t_start
                 if (a.minutes and elapsed > a.minutes * 60) or (a.steps and s_sess >= a.steps):
                     break
+                t0 = time.perf_counter()
                 got_step, prep, caps = pre.get()
                 assert got_step == step, (got_step, step)
+                t1 = time.perf_counter()
                 video = draw(prep, dev)
+                sync()
+                t2 = time.perf_counter()
                 lr = lr_at(s_sess, self.lr, a.warmup)
                 for gp in opt.param_groups:
                     gp["lr"] = lr
@@ -328,6 +336,9 @@ class Trainer:
                 opt.step()
                 ema.update(net, s_sess)
                 losses.append(float(loss.detach()))
+                t3 = time.perf_counter()
+                for k, dt in (("wait_s", t1 - t0), ("render_s", t2 - t1), ("train_s", t3 - t2)):
+                    timing[k] += dt
                 step += 1
                 s_sess += 1
                 n_log += self.batch
@@ -337,10 +348,12 @@ class Trainer:
                     dt = time.time() - t_log
                     rec = dict(stage=self.stage, step=step, loss=float(np.mean(losses)), lr=lr,
                                grad_norm=float(gn), samples_per_s=n_log / dt, frames_per_s=n_log * self.frames / dt,
-                               elapsed_s=round(time.time() - t_start, 1), **{k: float(v) for k, v in parts.items()})
+                               elapsed_s=round(time.time() - t_start, 1), **{k: float(v) for k, v in parts.items()},
+                               **{k: v / max(1, n_log // self.batch) for k, v in timing.items()})
                     self.log.write(**rec)
                     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
                     losses, n_log, t_log = [], 0, time.time()
+                    timing = dict.fromkeys(timing, 0.0)
                 if a.save_minutes and time.time() - last_save > a.save_minutes * 60:
                     self.save(ema, step, state)
                     last_save = time.time()

@@ -125,7 +125,9 @@ def write_model_folder(out: Path, cfg: KinemaConfig, state: dict[str, np.ndarray
     removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tokenizer, out / "tokenizer.json")
+    # re-exporting into the folder the tokenizer is read from (train.py export's default) keeps it
+    if not (out / "tokenizer.json").exists() or not (out / "tokenizer.json").samefile(tokenizer):
+        shutil.copyfile(tokenizer, out / "tokenizer.json")
     files = [file_entry(out, "tokenizer.json", "tokenizer")]
     for role in ROLES:
         files += write_shards(out, role, [(k, v) for k, v in state.items()
