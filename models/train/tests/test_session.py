@@ -1,0 +1,64 @@
+"""The GPU session's own tools at toy scale on CPU: device/session.sh (the background chain, the
+classifier beside it, the pack under the return limits) and device/restore.sh (unpack, check), and
+the trainer's text loader for row-block shards, which the first GPU session tripped over."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+HERE = Path(__file__).resolve().parents[1]
+DEVICE = HERE / "device"
+
+
+def test_session_chain_pack_and_restore(tmp_path):
+    run, out, restored = tmp_path / "run", tmp_path / "out", tmp_path / "restored"
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1"}
+    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0.02 0.02 0.02", "--classifier", "0.02",
+                          "--until", "150", "--collect", "ae classifier flow shortcut"],
+                         env=env, capture_output=True, text=True, timeout=200)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "chain finished" in res.stdout and "classifier finished" in res.stdout, res.stdout
+    for stage in ("ae", "classifier", "flow", "shortcut"):
+        assert f"checkpoint {stage}: " in res.stdout and "TORN" not in res.stdout, res.stdout
+    parts = sorted(out.glob("pack.tar.part-*"))
+    assert parts and all(p.stat().st_size <= 15 * 1024 * 1024 for p in parts)
+
+    res = subprocess.run(["bash", str(DEVICE / "restore.sh"), str(out), str(restored)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    from train_io import load_checkpoint
+    steps = {}
+    for stage in ("ae", "classifier", "flow", "shortcut"):
+        _, st = load_checkpoint(restored / stage)  # checks every shard's sha256
+        steps[stage] = st["step"]
+    assert all(s >= 1 for s in steps.values()), steps
+    log = [json.loads(line) for line in (restored / "log.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in log} >= {"autoencoder", "flow", "shortcut", "classifier"}
+    # the chain's records say where each step's time went
+    flow = [r for r in log if r["stage"] == "flow"]
+    assert flow and all(r["render_s"] > 0 and r["train_s"] > 0 for r in flow)
+    assert (restored / "chain.out").exists()
+
+    # a second --start while the chain is still running must not start another one
+    env2 = {**env, "TRAIN_ARGS": "--toy --threads 1 --log-every 1"}
+    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0 0.2 0"], env=env2,
+                         capture_output=True, text=True, timeout=60)
+    assert "started chain" in res.stdout
+    res2 = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0 0.2 0"], env=env2,
+                          capture_output=True, text=True, timeout=60)
+    assert "already running" in res2.stdout, res2.stdout
+    subprocess.run(["bash", str(DEVICE / "session.sh"), "--until", "60"], env=env2, capture_output=True, timeout=90)
+
+
+def test_text_shards_join_row_blocks(tmp_path):
+    import train
+    emb = torch.arange(12.0).reshape(6, 2)
+    save_file({"text.embeddings.word_embeddings.weight.part0": emb[:4].clone(),
+               "text.layer.weight": torch.ones(2, 2)}, str(tmp_path / "text-00.safetensors"))
+    save_file({"text.embeddings.word_embeddings.weight.part1": emb[4:].clone()}, str(tmp_path / "text-01.safetensors"))
+    sd = train.text_shards_state(tmp_path)
+    assert set(sd) == {"embeddings.word_embeddings.weight", "layer.weight"}
+    assert torch.equal(sd["embeddings.word_embeddings.weight"], emb)
