@@ -313,8 +313,11 @@ class Trainer:
         print(f"{self.stage}: {nparams / 1e6:.2f} M params, batch {self.batch} x {self.frames} frames "
               f"at {self.W}x{self.H}, device {dev}, lr {self.lr}")
 
-        pre = Prefetch(a.seed * 1000 + STAGE_SALT[self.stage], step, self.batch, self.frames, self.H, self.W,
-                       a.workers, a.cut_prob)
+        # with --reuse K, step s trains on rendered batch s // K (fresh noise, timesteps and caption
+        # dropout each time): rendering is costly and the data stays a pure function of the step
+        pre = Prefetch(a.seed * 1000 + STAGE_SALT[self.stage], step // a.reuse, self.batch, self.frames, self.H,
+                       self.W, a.workers, a.cut_prob)
+        video = None
         t_start = time.time()
         t_log, n_log = time.time(), 0
         last_save = time.time()
@@ -330,11 +333,14 @@ class Trainer:
                 if (a.minutes and elapsed > a.minutes * 60) or (a.steps and s_sess >= a.steps):
                     break
                 t0 = time.perf_counter()
-                got_step, prep, caps = pre.get()
-                assert got_step == step, (got_step, step)
-                t1 = time.perf_counter()
-                video = draw(prep, dev)
-                sync()
+                if video is None or step % a.reuse == 0:
+                    got, prep, caps = pre.get()
+                    assert got == step // a.reuse, (got, step, a.reuse)
+                    t1 = time.perf_counter()
+                    video = draw(prep, dev)
+                    sync()
+                else:
+                    t1 = t0
                 t2 = time.perf_counter()
                 lr = lr_at(s_sess, self.lr, a.warmup)
                 for gp in opt.param_groups:
@@ -375,7 +381,7 @@ class Trainer:
     def save(self, ema, step, prev_state):
         sd = {k: v for k, v in ema.model.state_dict().items()}
         st = {"stage": self.stage, "step": step, "toy": self.toy, "seed": self.args.seed,
-              "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames,
+              "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames, "reuse": self.args.reuse,
               "guidance": self.args.guidance if self.stage == "shortcut" else None,
               "sessions": prev_state.get("sessions", 0) + 1}
         save_checkpoint(self.ckdir, sd, st)
@@ -534,6 +540,7 @@ def main(argv=None):
                      "steps of linear warm-up after every (re)start (200; toy 2)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--workers", type=int, default=0, help="host processes preparing later batches")
+    ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch (rendering-bound GPUs)")
     ap.add_argument("--cut-prob", type=float, default=0.1)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--clean-prefix", type=float, default=0.3, help="share of samples with clean leading chunks")
@@ -549,6 +556,8 @@ def main(argv=None):
         args.warmup = 2 if args.toy else 200
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.reuse < 1:
+        ap.error("--reuse takes a whole number >= 1")
     if args.stage == "export":
         if not args.out:
             ap.error("export needs --out")

@@ -21,7 +21,8 @@ RUN=${RUN:-runs/main}
 OUT=${OUT:-/tmp/out}
 T0=${CALL_T0:-$(date +%s)}
 WORKERS=${WORKERS:-2}   # host-side preparation is cheap (0.02 s per 32-clip batch); rendering is on the GPU
-EXTRA=${TRAIN_ARGS:-}  # more trainer arguments, e.g. --toy for a local dry run
+EXTRA=${TRAIN_ARGS:-}  # more train.py arguments for every stage, e.g. "--reuse 2", or --toy for a dry run
+CEXTRA=${CLASSIFIER_ARGS:-}  # more train_classifier.py arguments (--toy for a dry run)
 mkdir -p "$RUN" "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 age() { echo $(( $(date +%s) - T0 )); }
@@ -61,7 +62,7 @@ if [ -n "$CLF_MIN" ]; then
   if alive classifier; then
     say "classifier already running"
   else
-    setsid nohup python3 train_classifier.py --run "$RUN" --minutes "$CLF_MIN" --save-minutes 2 $EXTRA \
+    setsid nohup python3 train_classifier.py --run "$RUN" --minutes "$CLF_MIN" --save-minutes 2 $CEXTRA \
       > "$RUN/classifier.out" 2>&1 < /dev/null &
     echo $! > "$RUN/classifier.pid"
     say "started classifier $(cat "$RUN/classifier.pid") for $CLF_MIN min"

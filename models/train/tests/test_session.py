@@ -15,7 +15,8 @@ DEVICE = HERE / "device"
 
 def test_session_chain_pack_and_restore(tmp_path):
     run, out, restored = tmp_path / "run", tmp_path / "out", tmp_path / "restored"
-    env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1"}
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1",
+           "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1"}
     res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0.02 0.02 0.02", "--classifier", "0.02",
                           "--until", "150", "--collect", "ae classifier flow shortcut"],
                          env=env, capture_output=True, text=True, timeout=200)
@@ -43,7 +44,7 @@ def test_session_chain_pack_and_restore(tmp_path):
     assert (restored / "chain.out").exists()
 
     # a second --start while the chain is still running must not start another one
-    env2 = {**env, "TRAIN_ARGS": "--toy --threads 1 --log-every 1"}
+    env2 = {**env, "TRAIN_ARGS": "--toy --threads 1 --reuse 2"}
     res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0 0.2 0"], env=env2,
                          capture_output=True, text=True, timeout=60)
     assert "started chain" in res.stdout
@@ -62,3 +63,25 @@ def test_text_shards_join_row_blocks(tmp_path):
     sd = train.text_shards_state(tmp_path)
     assert set(sd) == {"embeddings.word_embeddings.weight", "layer.weight"}
     assert torch.equal(sd["embeddings.word_embeddings.weight"], emb)
+
+
+def test_reuse_renders_every_kth_step(tmp_path):
+    """--reuse K: K training steps per rendered batch, the batch a function of the step even
+    when a session resumes in the middle of a group."""
+    import sys
+    run = tmp_path / "run"
+    base = [sys.executable, str(HERE / "train.py")]
+    common = ["--run", str(run), "--toy", "--threads", "1", "--log-every", "1"]
+    for stage, steps in (("autoencoder", 1), ("flow", 3), ("flow", 3)):
+        res = subprocess.run(base + [stage, "--steps", str(steps), "--reuse", "2", *common], capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+    flow = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    flow = [r for r in flow if r["stage"] == "flow"]
+    rendered = [r["step"] for r in flow if r["render_s"] > 1e-3]
+    # steps 1..6 (logged after the step); batches start at steps 0, 2, 4, and the resumed session
+    # (at step 3, mid-group) renders batch 1 again before it can train
+    assert rendered == [1, 3, 4, 5], [(r["step"], r["render_s"]) for r in flow]
+    res = subprocess.run(base + ["flow", "--steps", "1", "--reuse", "0", *common], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "--reuse takes a whole number" in res.stderr
