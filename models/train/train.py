@@ -146,8 +146,8 @@ class TextCache:
 # ---------------------------------------------------------------------------------------- data
 
 def _prepare_step(job):
-    base_seed, step, batch, frames, H, W, cut_prob = job
-    specs, caps = sample_batch(base_seed, step, batch, frames, cut_prob=cut_prob)
+    base_seed, step, batch, frames, H, W, cut_prob, groups = job
+    specs, caps = sample_batch(base_seed, step, batch, frames, cut_prob=cut_prob, groups=groups)
     return step, prepare(specs, H, W, with_labels=False), [c["text"] for c in caps]
 
 
@@ -155,8 +155,8 @@ class Prefetch:
     """Host-side preparation (physics, captions) of later steps in worker processes while the
     device renders and trains on the current one."""
 
-    def __init__(self, base_seed, step0, batch, frames, H, W, workers, cut_prob, ahead=None):
-        self.job = lambda s: (base_seed, s, batch, frames, H, W, cut_prob)
+    def __init__(self, base_seed, step0, batch, frames, H, W, workers, cut_prob, groups=0, ahead=None):
+        self.job = lambda s: (base_seed, s, batch, frames, H, W, cut_prob, groups)
         self.next = step0
         self.pool = None
         self.q = deque()
@@ -249,6 +249,10 @@ class Trainer:
         self.lr = args.lr or d["lr"]
         self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.amp = self.device.type == "cuda"
+        if self.amp:
+            # fixed shapes every step: let cuDNN pick its fastest convolution once
+            torch.backends.cudnn.benchmark = True
+        self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         self.run = Path(args.run)
         self.ckdir = self.run / STAGE_DIR[self.stage]
         self.log = JsonlLog(self.run / "log.jsonl")
@@ -291,7 +295,7 @@ class Trainer:
             ae = self.load_prev("ae", ("encoder.",))
             self.encoder = Encoder(cfg.decoder)
             self.encoder.load_state_dict({k[len("encoder."):]: v for k, v in ae.items()}, strict=True)
-            self.encoder.to(dev).eval().requires_grad_(False)
+            self.encoder.to(dev, memory_format=self.memory_format).eval().requires_grad_(False)
             self.text = TextCache(build_text(cfg, self.toy, dev), cfg.text.max_text_tokens, dev)
             dit = DiT(cfg.dit, text_dim=cfg.text.hidden)
             net = torch.nn.ModuleDict({"dit": dit})
@@ -299,7 +303,7 @@ class Trainer:
                 net.load_state_dict(init_sd, strict=True)
             elif self.stage == "shortcut":
                 net.load_state_dict(self.load_prev("flow", ("dit.",)), strict=True)
-        net.to(dev)
+        net.to(dev, memory_format=self.memory_format)
         ema = EMA(net, a.ema)
         fwd = net
         if a.compile:  # compile each part; the ModuleDict itself has no forward
@@ -316,16 +320,16 @@ class Trainer:
         # with --reuse K, step s trains on rendered batch s // K (fresh noise, timesteps and caption
         # dropout each time): rendering is costly and the data stays a pure function of the step
         pre = Prefetch(a.seed * 1000 + STAGE_SALT[self.stage], step // a.reuse, self.batch, self.frames, self.H,
-                       self.W, a.workers, a.cut_prob)
-        video = None
+                       self.W, a.workers, a.cut_prob, a.batch_groups)
+        data = None
         t_start = time.time()
         t_log, n_log = time.time(), 0
         last_save = time.time()
         losses = []
         s_sess = 0
-        # where a step's time goes (host wait, rendering, the training step), so the next session
-        # knows what to speed up; the GPU is synchronised at the two boundaries for that
-        timing = {"wait_s": 0.0, "render_s": 0.0, "train_s": 0.0}
+        # where a step's time goes (host wait, rendering, encoding to latents, the training step), so
+        # the next session knows what to speed up; the GPU is synchronised at the boundaries for that
+        timing = {"wait_s": 0.0, "render_s": 0.0, "encode_s": 0.0, "train_s": 0.0}
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         try:
             while True:
@@ -333,19 +337,24 @@ class Trainer:
                 if (a.minutes and elapsed > a.minutes * 60) or (a.steps and s_sess >= a.steps):
                     break
                 t0 = time.perf_counter()
-                if video is None or step % a.reuse == 0:
+                if data is None or step % a.reuse == 0:
                     got, prep, caps = pre.get()
                     assert got == step // a.reuse, (got, step, a.reuse)
                     t1 = time.perf_counter()
-                    video = draw(prep, dev)
+                    data = None  # free the previous batch before rendering the next
+                    video = draw(prep, dev, max_frames=a.render_frames)
+                    sync()
+                    t1e = time.perf_counter()
+                    data = self.stage_input(video)
+                    del video
                     sync()
                 else:
-                    t1 = t0
+                    t1 = t1e = t0
                 t2 = time.perf_counter()
                 lr = lr_at(s_sess, self.lr, a.warmup)
                 for gp in opt.param_groups:
                     gp["lr"] = lr
-                loss, parts = getattr(self, "loss_" + self.stage)(fwd, ema, video, caps)
+                loss, parts = getattr(self, "loss_" + self.stage)(fwd, ema, data, caps)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gn = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -353,7 +362,7 @@ class Trainer:
                 ema.update(net, s_sess)
                 losses.append(float(loss.detach()))
                 t3 = time.perf_counter()
-                for k, dt in (("wait_s", t1 - t0), ("render_s", t2 - t1), ("train_s", t3 - t2)):
+                for k, dt in (("wait_s", t1 - t0), ("render_s", t1e - t1), ("encode_s", t2 - t1e), ("train_s", t3 - t2)):
                     timing[k] += dt
                 step += 1
                 s_sess += 1
@@ -382,10 +391,20 @@ class Trainer:
         sd = {k: v for k, v in ema.model.state_dict().items()}
         st = {"stage": self.stage, "step": step, "toy": self.toy, "seed": self.args.seed,
               "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames, "reuse": self.args.reuse,
+              "batch_groups": self.args.batch_groups,
               "guidance": self.args.guidance if self.stage == "shortcut" else None,
               "sessions": prev_state.get("sessions", 0) + 1}
         save_checkpoint(self.ckdir, sd, st)
         print(f"saved {self.ckdir} at step {step}", flush=True)
+
+    def stage_input(self, video):
+        """What a stage trains on, made once per rendered batch: the frames (autoencoder) or
+        their latents from the frozen encoder (flow, shortcut), so that with --reuse K the
+        encoder runs once per K steps, not every step."""
+        if self.stage == "autoencoder":
+            return video
+        with torch.no_grad(), self.autocast():
+            return self.encoder(video).float()
 
     # ---- autoencoder: encoder + decoder; noise on the decoder's input so it forgives the DiT
     def loss_autoencoder(self, net, ema, video, caps):
@@ -403,18 +422,16 @@ class Trainer:
         psnr = -10 * torch.log10(((rec.detach().clamp(0, 1) - video) ** 2).mean().clamp(min=1e-10))
         return loss, {"l1": l1.detach(), "reg": reg.detach(), "psnr": psnr, "z_std": z.detach().std()}
 
-    def _latents_text(self, video, caps):
-        with torch.no_grad(), self.autocast():
-            z0 = self.encoder(video).float()
+    def _latents_text(self, z0, caps):
         drop = torch.rand(len(caps)) < self.args.caption_dropout
         texts = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
         tokens, pooled, mask = self.text(texts)
         return z0, tokens, pooled, mask, drop
 
     # ---- flow: rectified flow x_t = (1-t) x0 + t eps, v = eps - x0; per-chunk t (diffusion forcing)
-    def loss_flow(self, net, ema, video, caps):
+    def loss_flow(self, net, ema, latents, caps):
         cfgd = self.cfg.dit
-        z0, tokens, pooled, mask, _ = self._latents_text(video, caps)
+        z0, tokens, pooled, mask, _ = self._latents_text(latents, caps)
         B, Tl = z0.shape[:2]
         nc = Tl // cfgd.chunk_frames
         tc, keep = chunk_mask_and_t(B, nc, self.args.clean_prefix, None, z0.device)
@@ -444,10 +461,10 @@ class Trainer:
     # base case. One DiT checkpoint per stage is what fits the 64 MiB the device accepts.
     D_MIN = 1 / 64
 
-    def loss_shortcut(self, net, ema, video, caps):
+    def loss_shortcut(self, net, ema, latents, caps):
         a = self.args
         F_ = self.cfg.dit.chunk_frames
-        z0, tokens, pooled, mask, drop = self._latents_text(video, caps)
+        z0, tokens, pooled, mask, drop = self._latents_text(latents, caps)
         B, Tl = z0.shape[:2]
         nc = Tl // F_
         dev = z0.device
@@ -541,6 +558,11 @@ def main(argv=None):
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--workers", type=int, default=0, help="host processes preparing later batches")
     ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch (rendering-bound GPUs)")
+    ap.add_argument("--batch-groups", type=int, default=0,
+                    help="clips of a batch in G runs sharing subject, scene and motion (fewer renderer launches; 0 = off)")
+    ap.add_argument("--render-frames", type=int, default=256,
+                    help="frames the renderer draws per call (larger: fewer launches, more memory)")
+    ap.add_argument("--channels-last", action="store_true", help="autoencoder convolutions in channels-last layout")
     ap.add_argument("--cut-prob", type=float, default=0.1)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--clean-prefix", type=float, default=0.3, help="share of samples with clean leading chunks")
@@ -558,6 +580,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.reuse < 1:
         ap.error("--reuse takes a whole number >= 1")
+    if args.batch_groups < 0:
+        ap.error("--batch-groups takes a whole number >= 0")
+    if args.render_frames < 1:
+        ap.error("--render-frames takes a whole number >= 1")
     if args.stage == "export":
         if not args.out:
             ap.error("export needs --out")

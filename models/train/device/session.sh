@@ -22,6 +22,8 @@ OUT=${OUT:-/tmp/out}
 T0=${CALL_T0:-$(date +%s)}
 WORKERS=${WORKERS:-2}   # host-side preparation is cheap (0.02 s per 32-clip batch); rendering is on the GPU
 EXTRA=${TRAIN_ARGS:-}  # more train.py arguments for every stage, e.g. "--reuse 2", or --toy for a dry run
+# and for one stage only, after TRAIN_ARGS (throughput.py tells which settings pay on the machine)
+declare -A STAGE_EXTRA=([autoencoder]=${AE_ARGS:-} [flow]=${FLOW_ARGS:-} [shortcut]=${SHORTCUT_ARGS:-})
 CEXTRA=${CLASSIFIER_ARGS:-}  # more train_classifier.py arguments (--toy for a dry run)
 mkdir -p "$RUN" "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
@@ -50,7 +52,7 @@ if [ -n "$START" ]; then
     for pair in "autoencoder $AE" "flow $FLOW" "shortcut $SC"; do
       read -r stage min <<<"$pair"
       [ "$min" = 0 ] && continue
-      cmd+="${cmd:+ && }echo \"== \$(date +%T) $stage $min min\" && python3 train.py $stage --run $RUN --minutes $min --save-minutes 2 --workers $WORKERS $EXTRA"
+      cmd+="${cmd:+ && }echo \"== \$(date +%T) $stage $min min\" && python3 train.py $stage --run $RUN --minutes $min --save-minutes 2 --workers $WORKERS $EXTRA ${STAGE_EXTRA[$stage]}"
     done
     setsid nohup bash -c "$cmd" > "$RUN/chain.out" 2>&1 < /dev/null &
     echo $! > "$RUN/chain.pid"

@@ -486,7 +486,7 @@ def _whole_clip(layers, x):
         elif isinstance(layer, TGrow):
             y = layer.conv(x.flatten(0, 1))
             C = y.shape[1] // layer.stride
-            x = y.view(B, T * layer.stride, C, *y.shape[2:])
+            x = y.reshape(B, T * layer.stride, C, *y.shape[2:])  # a copy only in channels-last
             continue
         elif isinstance(layer, TPool):
             s = layer.stride
@@ -517,8 +517,11 @@ class Decoder(nn.Module):
         for i, layer in enumerate(layers):
             self.add_module(str(i), layer)
 
-    def forward(self, x):
-        return _whole_clip(self.children(), x).clamp(0, 1)
+    def forward(self, x, clamp: bool = True):
+        """clamp=False is for training: the clamp's zero gradient outside [0, 1] would leave
+        every overshooting pixel without a learning signal (a third of them at initialisation)."""
+        y = _whole_clip(self.children(), x)
+        return y.clamp(0, 1) if clamp else y
 
     def init_state(self) -> dict:
         """Streaming state: for each MemBlock index, its input at the previous frame."""

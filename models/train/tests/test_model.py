@@ -71,6 +71,21 @@ def test_decoder_streaming_equals_whole_clip():
     assert (alone - whole[:, 4:8]).abs().max() > 1e-3
 
 
+def test_channels_last_autoencoder_computes_the_same():
+    """train.py --channels-last only changes the memory layout of the autoencoder's convolutions:
+    encoder and decoder give the same numbers (TGrow's channel-to-frame split included)."""
+    m, g = tiny()
+    x = latents(m.cfg, 2, 3, g)
+    frames = m.decoder(x)
+    z = m.encoder(frames)
+    m.decoder.to(memory_format=torch.channels_last)
+    m.encoder.to(memory_format=torch.channels_last)
+    assert m.decoder.get_submodule("1").weight.is_contiguous(memory_format=torch.channels_last)
+    # summation order differs between layouts: float32 rounding, relative to values up to ~10
+    torch.testing.assert_close(m.decoder(x), frames, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(m.encoder(frames), z, rtol=1e-4, atol=1e-4)
+
+
 def test_decoder_and_encoder_are_causal():
     m, g = tiny()
     x = latents(m.cfg, 1, 3, g)

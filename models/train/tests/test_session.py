@@ -16,7 +16,7 @@ DEVICE = HERE / "device"
 def test_session_chain_pack_and_restore(tmp_path):
     run, out, restored = tmp_path / "run", tmp_path / "out", tmp_path / "restored"
     env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1",
-           "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1"}
+           "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1", "FLOW_ARGS": "--batch-groups 1"}
     res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0.02 0.02 0.02", "--classifier", "0.02",
                           "--until", "150", "--collect", "ae classifier flow shortcut"],
                          env=env, capture_output=True, text=True, timeout=200)
@@ -31,11 +31,13 @@ def test_session_chain_pack_and_restore(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     from train_io import load_checkpoint
-    steps = {}
+    steps, states = {}, {}
     for stage in ("ae", "classifier", "flow", "shortcut"):
         _, st = load_checkpoint(restored / stage)  # checks every shard's sha256
-        steps[stage] = st["step"]
+        steps[stage], states[stage] = st["step"], st
     assert all(s >= 1 for s in steps.values()), steps
+    # FLOW_ARGS reached the flow stage only
+    assert [states[s]["batch_groups"] for s in ("ae", "flow", "shortcut")] == [0, 1, 0]
     log = [json.loads(line) for line in (restored / "log.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in log} >= {"autoencoder", "flow", "shortcut", "classifier"}
     # the chain's records say where each step's time went
@@ -85,3 +87,16 @@ def test_reuse_renders_every_kth_step(tmp_path):
     res = subprocess.run(base + ["flow", "--steps", "1", "--reuse", "0", *common], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 2 and "--reuse takes a whole number" in res.stderr
+
+
+def test_reuse_encodes_each_batch_once(tmp_path, monkeypatch):
+    """With --reuse K the DiT stages keep the batch's latents, not its frames: the frozen
+    encoder runs once per rendered batch, not once per step."""
+    import train
+    common = ["--run", str(tmp_path / "run"), "--toy", "--threads", "1", "--log-every", "1"]
+    train.main(["autoencoder", "--steps", "1", *common])
+    calls = []
+    forward = train.Encoder.forward
+    monkeypatch.setattr(train.Encoder, "forward", lambda self, x: calls.append(x.shape) or forward(self, x))
+    train.main(["flow", "--steps", "5", "--reuse", "2", *common])
+    assert len(calls) == 3, calls  # batches of steps 0-1, 2-3, 4

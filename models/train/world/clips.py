@@ -106,13 +106,29 @@ def render_clips(specs: list[ClipSpec], height: int = 144, width: int = 256, dev
 
 
 def sample_batch(base_seed: int, step: int, batch: int, frames: int, mode: str = "train",
-                 heldout=None, cut_prob: float = 0.15, fixed: dict | None = None):
-    """The specs and captions of training step `step`: a pure function of (base_seed, step)."""
+                 heldout=None, cut_prob: float = 0.15, fixed: dict | None = None, groups: int = 0):
+    """The specs and captions of training step `step`: a pure function of (base_seed, step).
+
+    groups > 0 splits the batch into that many runs of clips, and each run's first shots share
+    the subject, scene and motion of the run's first clip. The renderer draws one code path per
+    (scene, subject, motion), so its kernel launches fall with the number of distinct triples in
+    a batch; time, weather, colour, camera, style and seeds still vary clip by clip."""
+    if groups > 0 and mode != "train":
+        raise ValueError("grouped batches are for training: held-out sampling picks its own triples")
     heldout = load_heldout() if heldout is None else heldout
     specs, caps = [], []
+    run_len = -(-batch // groups) if groups > 0 else batch
+    run_fixed = fixed
     for i in range(batch):
         seed = step_seed(base_seed, step, i)
-        spec = sample_clip(seed, frames, heldout, mode, cut_prob, fixed)
+        if groups > 0 and i % run_len == 0:
+            run_fixed = fixed
+        spec = sample_clip(seed, frames, heldout, mode, cut_prob, run_fixed)
+        if groups > 0 and i % run_len == 0:
+            # the run's triple comes from a shot the sampler accepted, so it admits a clip even
+            # where a held-out combination names two of its three attributes
+            first = spec.shots[0]
+            run_fixed = {**(fixed or {}), "subject": first.subject, "scene": first.scene, "motion": first.motion}
         specs.append(spec)
         caps.append(caption_clip(spec, np.random.default_rng([seed, 1])))
     return specs, caps

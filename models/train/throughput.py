@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Where a training step's time goes on this machine: host preparation, rendering a batch (as
+sampled, and with --batch-groups), encoding it to latents, and one optimiser step of the
+autoencoder and of the DiT, in the layouts train.py offers. Weights are random (timings do not
+depend on their values), so it needs no checkpoint and no text encoder.
+
+  python throughput.py                      # real scale, on CUDA when there is one
+  python throughput.py --toy --repeat 1     # the tiny config on the CPU (the test suite runs this)
+
+Every figure is the median of --repeat timed runs after one untimed warm-up (which absorbs cuDNN's
+algorithm search and lazy initialisation). The last lines combine measured figures into the time
+of a flow step at each --reuse K: rendering and encoding happen once per K steps.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import torch  # noqa: E402
+
+from kinema.model import DiT, Decoder, Encoder  # noqa: E402
+from train import REAL, TOY, image_grad_l1, latent_reg, model_config  # noqa: E402
+from world.clips import draw, prepare, sample_batch  # noqa: E402
+
+
+class Timer:
+    def __init__(self, device: torch.device, repeat: int):
+        self.device, self.repeat = device, repeat
+        self.cuda = device.type == "cuda"
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def __call__(self, fn) -> tuple[float, float | None]:
+        """Median seconds of fn() and, on CUDA, its peak memory in GB."""
+        fn()
+        self.sync()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(self.repeat):
+            t0 = time.perf_counter()
+            fn()
+            self.sync()
+            times.append(time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated() / 1e9 if self.cuda else None
+        return statistics.median(times), peak
+
+
+def report(name: str, seconds: float, peak: float | None, extra: str = ""):
+    mem = f"  peak {peak:5.1f} GB" if peak is not None else ""
+    print(f"{name:<52} {seconds * 1000:9.1f} ms{mem}  {extra}".rstrip(), flush=True)
+
+
+def autocast(device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--toy", action="store_true", help="tiny config and clips (CPU test scale)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--render", default="0:256 4:256 4:1024",
+                    help="renderer settings to time, each --batch-groups:--render-frames")
+    ap.add_argument("--reuse", default="1 2 4 8", help="--reuse values for the combined flow-step lines")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--suggest", default=None, metavar="FILE",
+                    help="write the fastest measured settings as shell exports for device/session.sh")
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat takes a whole number >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as train.py sets it
+    cfg = model_config(args.toy)
+    scale = TOY if args.toy else REAL
+    H, W = cfg.video.height, cfg.video.width
+    timer = Timer(dev, args.repeat)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"throughput on {name}, torch {torch.__version__}, {'toy' if args.toy else 'real'} scale, "
+          f"median of {args.repeat}")
+
+    fb, ff = scale["flow"]["batch"], scale["flow"]["frames"]
+    ab, af = scale["autoencoder"]["batch"], scale["autoencoder"]["frames"]
+
+    # ---- data: host preparation and rendering
+    draw_s = {}
+    try:
+        settings = [tuple(int(v) for v in x.split(":")) for x in args.render.split()]
+        assert all(len(x) == 2 and x[0] >= 0 and x[1] >= 1 for x in settings)
+    except (ValueError, AssertionError):
+        ap.error(f"--render takes GROUPS:FRAMES pairs such as 4:1024, not {args.render!r}")
+    for g, mf in settings:
+        specs, _ = sample_batch(1, 0, fb, ff, groups=g)
+        t0 = time.perf_counter()
+        prep = prepare(specs, H, W, with_labels=False)
+        host = time.perf_counter() - t0
+        s, peak = timer(lambda: draw(prep, dev, max_frames=mf))
+        draw_s[(g, mf)] = s
+        report(f"render flow batch {fb}x{ff}, groups {g}, frames/call {mf}", s, peak,
+               f"{len(prep['groups'])} render groups; host prepare {host * 1000:.0f} ms")
+    specs, _ = sample_batch(1, 0, ab, af)
+    prep = prepare(specs, H, W, with_labels=False)
+    render_ae_s, peak = timer(lambda: draw(prep, dev))
+    report(f"render autoencoder batch {ab}x{af}", render_ae_s, peak, f"{len(prep['groups'])} render groups")
+    video_flow = draw(prepare(sample_batch(1, 0, fb, ff)[0], H, W, with_labels=False), dev)
+    video_ae = draw(prep, dev)
+
+    # ---- the autoencoder: encoding for the DiT stages, and its own training step
+    encode_s, ae_s = {}, {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        tag = "channels-last" if layout == torch.channels_last else "contiguous"
+        enc = Encoder(cfg.decoder).to(dev, memory_format=layout).eval().requires_grad_(False)
+
+        def encode():
+            with torch.no_grad(), autocast(dev):
+                return enc(video_flow)
+        s, peak = timer(encode)
+        encode_s[tag] = s
+        report(f"encode flow batch, {tag}", s, peak)
+
+        net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+        net.to(dev, memory_format=layout)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=dev.type == "cuda")
+
+        def ae_step():
+            with autocast(dev):
+                z = net["encoder"](video_ae)
+                rec = net["decoder"](z)
+            rec, z = rec.float(), z.float()
+            loss = (rec - video_ae).abs().mean() + ((rec - video_ae) ** 2).mean() + \
+                0.5 * image_grad_l1(rec.flatten(0, 1), video_ae.flatten(0, 1)) + 0.05 * latent_reg(z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        s, peak = timer(ae_step)
+        ae_s[tag] = s
+        report(f"autoencoder step {ab}x{af}, {tag}", s, peak, f"{ab * af / s:.0f} frames/s")
+        del enc, net, opt
+
+    # ---- the DiT: one flow-matching step, and the no-grad forward the shortcut targets use
+    d = cfg.dit
+    dit = DiT(d, text_dim=cfg.text.hidden).to(dev)
+    opt = torch.optim.AdamW(dit.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    Tl = ff // 4
+    gen = torch.Generator(device=dev).manual_seed(0)
+    z = torch.randn(fb, Tl, d.latent_channels, d.latent_height, d.latent_width, device=dev, generator=gen)
+    t = torch.rand(fb, Tl, device=dev, generator=gen)
+    zero = torch.zeros_like(t)
+    L = 16  # text tokens: a typical caption's length after tokenisation
+    tokens = torch.randn(fb, L, cfg.text.hidden, device=dev, generator=gen)
+    pooled = torch.randn(fb, cfg.text.hidden, device=dev, generator=gen)
+    mask = torch.ones(fb, L, dtype=torch.bool, device=dev)
+
+    def dit_step():
+        with autocast(dev):
+            pred = dit(z, t, zero, tokens, pooled, mask)
+        loss = ((pred.float() - z) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    dit_s, peak = timer(dit_step)
+    nparams = sum(p.numel() for p in dit.parameters())
+    report(f"DiT step {fb}x{ff} ({nparams / 1e6:.1f} M params)", dit_s, peak, f"{fb * ff / dit_s:.0f} frames/s")
+
+    def dit_forward():
+        with torch.no_grad(), autocast(dev):
+            return dit(z, t, zero, tokens, pooled, mask)
+    s, peak = timer(dit_forward)
+    report(f"DiT forward without grad {fb}x{ff}", s, peak)
+
+    # ---- combined: a flow step renders and encodes once per K steps
+    best_enc = min(encode_s.values())
+    for (g, mf), rs in draw_s.items():
+        for k in [int(x) for x in args.reuse.split()]:
+            step = (rs + best_enc) / k + dit_s
+            print(f"flow step = (render {g}:{mf} + encode) / {k} + DiT step: {step * 1000:7.1f} ms "
+                  f"= {fb * ff / step:.0f} frames/s", flush=True)
+    if args.suggest:
+        lines = suggest(draw_s, encode_s, ae_s, render_ae_s, dit_s, [int(x) for x in args.reuse.split()])
+        Path(args.suggest).write_text("".join(f"export {line}\n" for line in lines))
+        print("suggested (" + args.suggest + "): " + " ".join(lines), flush=True)
+
+
+def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s: float, reuses: list[int],
+            share: float = 0.25) -> list[str]:
+    """Per-stage train.py arguments from the measured figures: the faster convolution layout,
+    the fastest renderer setting, and the smallest --reuse that brings rendering and encoding
+    under `share` of a DiT step (more reuse only repeats data for no speed)."""
+    layout = min(encode_s, key=encode_s.get)
+    (g, mf), render = min(draw_s.items(), key=lambda kv: kv[1])
+    k = next((k for k in sorted(reuses) if (render + encode_s[layout]) / k <= share * dit_s), max(reuses))
+    dit_args = f"--batch-groups {g} --render-frames {mf} --reuse {k}" + (" --channels-last" if layout == "channels-last" else "")
+    ae_layout = min(ae_s, key=ae_s.get)
+    ae_k = next((k for k in sorted(reuses) if render_ae_s / k <= share * ae_s[ae_layout]), max(reuses))
+    ae_args = f"--reuse {ae_k}" + (" --channels-last" if ae_layout == "channels-last" else "")
+    return [f'AE_ARGS="{ae_args}"', f'FLOW_ARGS="{dit_args}"', f'SHORTCUT_ARGS="{dit_args}"']
+
+
+if __name__ == "__main__":
+    main()
