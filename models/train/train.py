@@ -411,7 +411,7 @@ class Trainer:
         with self.autocast():
             z = net["encoder"](video)
             sigma = torch.rand(z.shape[0], 1, 1, 1, 1, device=z.device) * self.args.ae_noise
-            rec = net["decoder"](z + sigma * torch.randn_like(z))
+            rec = net["decoder"](z + sigma * torch.randn_like(z), clamp=False)
         rec = rec.float()
         z = z.float()
         l1 = (rec - video).abs().mean()

@@ -60,3 +60,29 @@ def test_toy_end_to_end(tmp_path):
     assert info["dit_step"] == 2
     clips = [generate(m, tok, ["a red ball bouncing"], [3], 2, 2) for m in (from_run, from_folder)]
     assert torch.equal(clips[0], clips[1])
+
+
+def test_autoencoder_loss_reaches_pixels_outside_the_clamp():
+    """The decoder clamps to [0, 1] when used, but trains on its raw output: a clamp in the loss
+    would give every overshooting pixel zero gradient (a third of them at initialisation)."""
+    import contextlib
+    import types
+
+    import train
+    from kinema.config import KinemaConfig
+    from kinema.model import Decoder, Encoder
+    cfg = KinemaConfig.parity_tiny()
+    torch.manual_seed(0)
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    last = list(net["decoder"].children())[-1]
+    with torch.no_grad():
+        last.bias.fill_(-5.0)  # every output pixel far below 0
+    stub = types.SimpleNamespace(autocast=contextlib.nullcontext,
+                                 args=types.SimpleNamespace(ae_noise=0.0, latent_reg=0.0))
+    video = torch.rand(1, 4, 3, cfg.video.height, cfg.video.width)
+    with torch.no_grad():
+        assert float(net["decoder"](net["encoder"](video)).max()) == 0.0  # what the clamp shows
+    loss, parts = train.Trainer.loss_autoencoder(stub, net, None, video, [])
+    loss.backward()
+    assert float(last.bias.grad.abs().min()) > 0
+    assert 0 < float(parts["psnr"]) < 20  # measured on the clamped output
