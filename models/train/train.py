@@ -375,6 +375,8 @@ class Trainer:
                                grad_norm=float(gn), samples_per_s=n_log / dt, frames_per_s=n_log * self.frames / dt,
                                elapsed_s=round(time.time() - t_start, 1), **{k: float(v) for k, v in parts.items()},
                                **{k: v / max(1, n_log // self.batch) for k, v in timing.items()})
+                    if self.stage != "autoencoder":
+                        rec["text_gap"] = self.text_gap(net["dit"], data, caps)
                     self.log.write(**rec)
                     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
                     losses, n_log, t_log = [], 0, time.time()
@@ -427,6 +429,26 @@ class Trainer:
         texts = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
         tokens, pooled, mask = self.text(texts)
         return z0, tokens, pooled, mask, drop
+
+    @torch.no_grad()
+    def text_gap(self, dit, z0, caps, t_val: float = 0.9) -> float:
+        """How much the DiT uses its captions: the relative rise of the velocity loss at a high
+        noise level (where the caption is most of what there is to go on) when each clip gets
+        another clip's caption, on the same noise. 0 for a model that ignores text; logged beside
+        the loss because the loss alone cannot tell learning the text from learning the data."""
+        B = z0.shape[0]
+        if B < 2:
+            return 0.0
+        eps = torch.randn_like(z0)
+        t = torch.full(z0.shape[:2], t_val, device=z0.device)
+        xt = (1 - t_val) * z0 + t_val * eps
+        losses = []
+        for cs in (caps, caps[B // 2:] + caps[:B // 2]):
+            tokens, pooled, mask = self.text(cs)
+            with self.autocast():
+                pred = dit(xt, t, torch.zeros_like(t), tokens, pooled, mask).float()
+            losses.append(((pred - (eps - z0)) ** 2).mean())
+        return float((losses[1] - losses[0]) / losses[0].clamp(min=1e-12))
 
     # ---- flow: rectified flow x_t = (1-t) x0 + t eps, v = eps - x0; per-chunk t (diffusion forcing)
     def loss_flow(self, net, ema, latents, caps):

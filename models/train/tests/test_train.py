@@ -1,6 +1,8 @@
 """Toy end-to-end: render -> a few steps of each stage -> export the model folder with the
 exporter's writer -> read it back and sample a chunk from it."""
+import contextlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,9 @@ def test_toy_end_to_end(tmp_path):
     assert {r["stage"] for r in log} == {"autoencoder", "flow", "shortcut"}
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
     assert [r["step"] for r in log if r["stage"] == "flow"] == [1, 2, 3, 4, 5]
+    # the DiT stages log how much the captions matter (text_gap), the autoencoder has none
+    assert all(math.isfinite(r["text_gap"]) for r in log if r["stage"] in ("flow", "shortcut"))
+    assert all("text_gap" not in r for r in log if r["stage"] == "autoencoder")
 
     out = tmp_path / "model"
     _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32")
@@ -65,7 +70,6 @@ def test_toy_end_to_end(tmp_path):
 def test_autoencoder_loss_reaches_pixels_outside_the_clamp():
     """The decoder clamps to [0, 1] when used, but trains on its raw output: a clamp in the loss
     would give every overshooting pixel zero gradient (a third of them at initialisation)."""
-    import contextlib
     import types
 
     import train
@@ -86,3 +90,26 @@ def test_autoencoder_loss_reaches_pixels_outside_the_clamp():
     loss.backward()
     assert float(last.bias.grad.abs().min()) > 0
     assert 0 < float(parts["psnr"]) < 20  # measured on the clamped output
+
+
+def test_text_gap_is_zero_for_a_model_that_ignores_text(tmp_path):
+    """The logged text_gap (loss rise with swapped captions) is exactly 0 for a fresh DiT, whose
+    output layer starts at zero, and becomes measurable once the DiT reads its captions."""
+    import types
+
+    import train
+    from kinema.config import KinemaConfig
+    from kinema.model import DiT, TextEncoder, random_init_
+    cfg = KinemaConfig.parity_tiny()
+    torch.manual_seed(0)
+    enc = TextEncoder(cfg.text)
+    random_init_(enc, torch.Generator().manual_seed(7))
+    stub = types.SimpleNamespace(text=train.TextCache(enc.eval(), cfg.text.max_text_tokens, "cpu"),
+                                 autocast=contextlib.nullcontext)
+    d = cfg.dit
+    z0 = torch.randn(4, 2 * d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
+    caps = ["a red ball at night", "a cat in the garden", "a car in the snow", "a fish under water"]
+    dit = DiT(d, text_dim=cfg.text.hidden)
+    assert train.Trainer.text_gap(stub, dit, z0, caps) == 0.0
+    random_init_(dit, torch.Generator().manual_seed(3))  # every layer live, text included
+    assert abs(train.Trainer.text_gap(stub, dit, z0, caps)) > 1e-4
