@@ -7,6 +7,7 @@ are batch-first; the spec's unbatched shapes are the B = 1 case.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -682,11 +683,19 @@ def random_init_(module: nn.Module, generator: torch.Generator) -> None:
 def calibrate_decoder_output_(decoder: Decoder, latent: torch.Tensor) -> None:
     """After `random_init_`: rescale the last conv so that on `latent` each RGB channel has mean
     0.5 and std 0.2 before the final clamp. Random convs otherwise saturate nearly every pixel at 0
-    or 1, and a clamped pixel hides any error upstream of it."""
-    layers = list(decoder.children())
-    h = _whole_clip(layers[:-1], latent)
-    last = layers[-1]
-    y = last(h.flatten(0, 1)) - last.bias[None, :, None, None]
-    std = y.std(dim=(0, 2, 3))
-    last.weight.mul_((0.2 / std)[:, None, None, None])
-    last.bias.copy_(0.5 - (y.mean(dim=(0, 2, 3)) * 0.2 / std))
+    or 1, and a clamped pixel hides any error upstream of it.
+
+    The parity fixtures pin these weights byte for byte, and float32 convolutions differ in the
+    last bits between CPUs (their SIMD kernels do), so, like npinit.calibrate_decoder_output: the
+    statistics in float64 and the factors rounded to a 2^-16 grid before they touch the weights."""
+    with torch.no_grad():
+        layers = [copy.deepcopy(m).double() for m in decoder.children()]
+        h = _whole_clip(layers[:-1], latent.double())
+        y = F.conv2d(h.flatten(0, 1), layers[-1].weight, None, padding=1)
+        mean, std = y.mean(dim=(0, 2, 3)), y.std(dim=(0, 2, 3))
+        grid = 2.0 ** 16
+        scale = torch.round(0.2 / std * grid) / grid
+        bias = torch.round((0.5 - mean * scale) * grid) / grid
+        last = list(decoder.children())[-1]
+        last.weight.mul_(scale.to(last.weight.dtype)[:, None, None, None])
+        last.bias.copy_(bias.to(last.bias.dtype))
