@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 
 from kinema.model import DiT, Decoder, Encoder  # noqa: E402
-from train import REAL, TOY, image_grad_l1, latent_reg, model_config  # noqa: E402
+from train import REAL, TOY, autoencoder_loss, model_config  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 
 
@@ -134,12 +134,7 @@ def main(argv=None):
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=dev.type == "cuda")
 
         def ae_step():
-            with autocast(dev):
-                z = net["encoder"](video_ae)
-                rec = net["decoder"](z)
-            rec, z = rec.float(), z.float()
-            loss = (rec - video_ae).abs().mean() + ((rec - video_ae) ** 2).mean() + \
-                0.5 * image_grad_l1(rec.flatten(0, 1), video_ae.flatten(0, 1)) + 0.05 * latent_reg(z)
+            loss, _ = autoencoder_loss(net, video_ae, 0.3, 0.05, lambda: autocast(dev))  # train.py defaults
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

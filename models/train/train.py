@@ -214,6 +214,24 @@ def image_grad_l1(a, b):
     return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
 
 
+def autoencoder_loss(net, video, ae_noise: float, latent_reg_weight: float, autocast):
+    """Encoder + decoder, with noise on the decoder's input so it forgives the DiT. The loss reads
+    the decoder's raw output (see Decoder.forward); the PSNR what the clamped one shows."""
+    with autocast():
+        z = net["encoder"](video)
+        sigma = torch.rand(z.shape[0], 1, 1, 1, 1, device=z.device) * ae_noise
+        rec = net["decoder"](z + sigma * torch.randn_like(z), clamp=False)
+    rec = rec.float()
+    z = z.float()
+    l1 = (rec - video).abs().mean()
+    mse = ((rec - video) ** 2).mean()
+    gl = image_grad_l1(rec.flatten(0, 1), video.flatten(0, 1))
+    reg = latent_reg(z)
+    loss = l1 + mse + 0.5 * gl + latent_reg_weight * reg
+    psnr = -10 * torch.log10(((rec.detach().clamp(0, 1) - video) ** 2).mean().clamp(min=1e-10))
+    return loss, {"l1": l1.detach(), "reg": reg.detach(), "psnr": psnr, "z_std": z.detach().std()}
+
+
 def lr_at(step_in_session: int, base: float, warmup: int) -> float:
     return base * min(1.0, (step_in_session + 1) / max(1, warmup))
 
@@ -408,21 +426,8 @@ class Trainer:
         with torch.no_grad(), self.autocast():
             return self.encoder(video).float()
 
-    # ---- autoencoder: encoder + decoder; noise on the decoder's input so it forgives the DiT
     def loss_autoencoder(self, net, ema, video, caps):
-        with self.autocast():
-            z = net["encoder"](video)
-            sigma = torch.rand(z.shape[0], 1, 1, 1, 1, device=z.device) * self.args.ae_noise
-            rec = net["decoder"](z + sigma * torch.randn_like(z), clamp=False)
-        rec = rec.float()
-        z = z.float()
-        l1 = (rec - video).abs().mean()
-        mse = ((rec - video) ** 2).mean()
-        gl = image_grad_l1(rec.flatten(0, 1), video.flatten(0, 1))
-        reg = latent_reg(z)
-        loss = l1 + mse + 0.5 * gl + self.args.latent_reg * reg
-        psnr = -10 * torch.log10(((rec.detach().clamp(0, 1) - video) ** 2).mean().clamp(min=1e-10))
-        return loss, {"l1": l1.detach(), "reg": reg.detach(), "psnr": psnr, "z_std": z.detach().std()}
+        return autoencoder_loss(net, video, self.args.ae_noise, self.args.latent_reg, self.autocast)
 
     def _latents_text(self, z0, caps):
         drop = torch.rand(len(caps)) < self.args.caption_dropout
