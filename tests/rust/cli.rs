@@ -127,3 +127,42 @@ fn a_corrupted_shard_is_reported_by_name() {
     assert_refused(&result, "dit-00.safetensors` is corrupted");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_step_count_defaults_to_what_the_model_was_trained_for() {
+    let dir = scratch("steps");
+    let model = dir.join("model");
+    copy_folder(&tiny_dir(), &model);
+    let out = dir.join("clip.y4m");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let stdout_of = |extra: &[&str]| {
+        let mut args = vec!["generate", "--model", m, "--prompt", "a cat"];
+        args.extend(["--seconds", "1", "--out", o, "--backend", "cpu"]);
+        args.extend_from_slice(extra);
+        let result = kinema(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr).to_string();
+        assert!(result.status.success(), "{stderr}");
+        String::from_utf8_lossy(&result.stdout).to_string()
+    };
+    // the fixture names no sampler steps: the CLI's own default
+    let stdout = stdout_of(&[]);
+    assert!(
+        stdout.contains("Euler steps per chunk: 2 (default)"),
+        "{stdout}"
+    );
+    let manifest_path = model.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["training"] = serde_json::json!({"sampler_steps": 3});
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let stdout = stdout_of(&[]);
+    let trained = "Euler steps per chunk: 3 (what the model was trained for)";
+    assert!(stdout.contains(trained), "{stdout}");
+    // an explicit --steps wins
+    let stdout = stdout_of(&["--steps", "1"]);
+    assert!(
+        stdout.contains("Euler steps per chunk: 1 (--steps)"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -187,3 +187,24 @@ fn a_manifest_with_the_wrong_format_is_refused() {
     let err = load(&manifest, &files).unwrap_err();
     assert!(err.to_string().contains("kinema-model/9"), "{err}");
 }
+
+#[test]
+fn the_training_sampler_steps_are_read_and_checked() {
+    let (mut manifest, files) = folder();
+    assert_eq!(
+        Manifest::parse(manifest.to_string().as_bytes())
+            .unwrap()
+            .training
+            .sampler_steps,
+        None
+    );
+    manifest["training"] = serde_json::json!({"dit_from": "shortcut", "sampler_steps": 4});
+    let parsed = Manifest::parse(manifest.to_string().as_bytes()).unwrap();
+    assert_eq!(parsed.training.sampler_steps, Some(4));
+    manifest["training"]["sampler_steps"] = 0.into();
+    let err = load(&manifest, &files).unwrap_err();
+    assert!(
+        err.to_string().contains("training.sampler_steps is 0"),
+        "{err}"
+    );
+}

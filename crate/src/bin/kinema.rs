@@ -16,6 +16,9 @@ use kinema::video::Y4mWriter;
 use kinema::{KinemaError, compute, probe};
 use web_time::Instant;
 
+/// Euler steps per chunk for a model whose manifest names none (an untrained preview folder).
+const DEFAULT_STEPS: u32 = 2;
+
 #[derive(Parser)]
 #[command(
     name = "kinema",
@@ -57,9 +60,10 @@ enum Command {
         seconds: u32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Euler steps per chunk.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-        steps: u32,
+        /// Euler steps per chunk [default: what the model was trained for (its manifest's
+        /// training.sampler_steps), else 2].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        steps: Option<u32>,
         /// Output file (.y4m; play with `mpv` or convert with `ffmpeg -i out.y4m out.mp4`).
         #[arg(long)]
         out: PathBuf,
@@ -147,6 +151,13 @@ fn run(cli: Cli) -> Result<(), KinemaError> {
             }
             let device = device_for(backend)?;
             let model = load(&model, &device)?;
+            let trained_for = model.manifest.training.sampler_steps;
+            let (steps, source) = match (steps, trained_for) {
+                (Some(n), _) => (n, "--steps"),
+                (None, Some(n)) => (n as u32, "what the model was trained for"),
+                (None, None) => (DEFAULT_STEPS, "default"),
+            };
+            println!("Euler steps per chunk: {steps} ({source})");
             generate(
                 &model,
                 prompt,

@@ -21,6 +21,18 @@ pub struct Manifest {
     pub trained: bool,
     pub architecture: Architecture,
     pub files: Vec<FileEntry>,
+    /// How the weights were made (absent in untrained folders).
+    #[serde(default)]
+    pub training: Training,
+}
+
+/// The `training` object the exporter writes; only what a runtime acts on is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Training {
+    /// Euler steps per chunk the DiT was trained to sample with: the default where the user
+    /// names none.
+    #[serde(default)]
+    pub sampler_steps: Option<usize>,
 }
 
 /// The `architecture` object: every size the networks are built from.
@@ -94,6 +106,14 @@ impl Manifest {
             return bad(format!(
                 "format is `{}`, this build reads `{MANIFEST_FORMAT}`",
                 self.format
+            ));
+        }
+        if let Some(steps) = self.training.sampler_steps
+            && !(1..=crate::pipeline::MAX_STEPS).contains(&steps)
+        {
+            return bad(format!(
+                "training.sampler_steps is {steps}; a sampler takes 1 to {}",
+                crate::pipeline::MAX_STEPS
             ));
         }
         let arch = &self.architecture;
