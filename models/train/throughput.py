@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a training step's time goes on this machine: host preparation, rendering a batch (as
 sampled, and with --batch-groups), encoding it to latents, and one optimiser step of the
-autoencoder and of the DiT, in the layouts train.py offers. Weights are random (timings do not
+autoencoder and of the DiT, in the layouts train.py offers, and of the attribute classifier. Weights are random (timings do not
 depend on their values), so it needs no checkpoint and no text encoder.
 
   python throughput.py                      # real scale, on CUDA when there is one
@@ -25,7 +25,9 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 
 from kinema.model import DiT, Decoder, Encoder  # noqa: E402
+from measure.classifier import AttributeClassifier, ClassifierConfig  # noqa: E402
 from train import REAL, TOY, autoencoder_loss, model_config  # noqa: E402
+from train_classifier import REAL as CLASSIFIER_REAL, TOY as CLASSIFIER_TOY, losses_and_accuracy  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 
 
@@ -91,6 +93,7 @@ def main(argv=None):
           f"median of {args.repeat}")
 
     fb, ff = scale["flow"]["batch"], scale["flow"]["frames"]
+    clf_scale = CLASSIFIER_TOY if args.toy else CLASSIFIER_REAL
     ab, af = scale["autoencoder"]["batch"], scale["autoencoder"]["frames"]
 
     # ---- data: host preparation and rendering
@@ -173,6 +176,27 @@ def main(argv=None):
             return dit(z, t, zero, tokens, pooled, mask)
     s, peak = timer(dit_forward)
     report(f"DiT forward without grad {fb}x{ff}", s, peak)
+    del dit, opt
+
+    # ---- the attribute classifier (measuring only): it renders its own batches
+    cb, cf = clf_scale["batch"], clf_scale["frames"]
+    ccfg = ClassifierConfig.toy() if args.toy else ClassifierConfig()
+    cprep = prepare(sample_batch(2, 0, cb, cf)[0], ccfg.video_height, ccfg.video_width, with_labels=False)
+    render_clf_s, peak = timer(lambda: draw(cprep, dev))
+    report(f"render classifier batch {cb}x{cf}", render_clf_s, peak, f"{len(cprep['groups'])} render groups")
+    clf = AttributeClassifier(ccfg).to(dev)
+    copt = torch.optim.AdamW(clf.parameters(), lr=1e-4)
+    cvideo = draw(cprep, dev)
+    labels = {a: torch.randint(len(v), (cb, cf), device=dev, generator=gen) for a, v in clf.attrs.items()}
+
+    def classifier_step():
+        logits, _ = clf(cvideo)
+        loss, _, _ = losses_and_accuracy(logits, labels)
+        copt.zero_grad(set_to_none=True)
+        loss.backward()
+        copt.step()
+    clf_s, peak = timer(classifier_step)
+    report(f"classifier step {cb}x{cf}", clf_s, peak, f"{cb / clf_s:.0f} clips/s")
 
     # ---- combined: a flow step renders and encodes once per K steps
     best_enc = min(encode_s.values())
@@ -182,13 +206,14 @@ def main(argv=None):
             print(f"flow step = (render {g}:{mf} + encode) / {k} + DiT step: {step * 1000:7.1f} ms "
                   f"= {fb * ff / step:.0f} frames/s", flush=True)
     if args.suggest:
-        lines = suggest(draw_s, encode_s, ae_s, render_ae_s, dit_s, [int(x) for x in args.reuse.split()])
+        lines = suggest(draw_s, encode_s, ae_s, render_ae_s, dit_s, [int(x) for x in args.reuse.split()],
+                        render_clf_s, clf_s)
         Path(args.suggest).write_text("".join(f"export {line}\n" for line in lines))
         print("suggested (" + args.suggest + "): " + " ".join(lines), flush=True)
 
 
 def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s: float, reuses: list[int],
-            share: float = 0.25) -> list[str]:
+            render_clf_s: float, clf_s: float, share: float = 0.25) -> list[str]:
     """Per-stage train.py arguments from the measured figures: the faster convolution layout,
     the fastest renderer setting, and the smallest --reuse that brings rendering and encoding
     under `share` of a DiT step (more reuse only repeats data for no speed)."""
@@ -199,7 +224,9 @@ def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s:
     ae_layout = min(ae_s, key=ae_s.get)
     ae_k = next((k for k in sorted(reuses) if render_ae_s / k <= share * ae_s[ae_layout]), max(reuses))
     ae_args = f"--reuse {ae_k}" + (" --channels-last" if ae_layout == "channels-last" else "")
-    return [f'AE_ARGS="{ae_args}"', f'FLOW_ARGS="{dit_args}"', f'SHORTCUT_ARGS="{dit_args}"']
+    clf_k = next((k for k in sorted(reuses) if render_clf_s / k <= share * clf_s), max(reuses))
+    return [f'AE_ARGS="{ae_args}"', f'FLOW_ARGS="{dit_args}"', f'SHORTCUT_ARGS="{dit_args}"',
+            f'CLASSIFIER_ARGS="--reuse {clf_k}"']
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
   <run>/log.jsonl    one record per logged step, stage "classifier": loss, accuracy per attribute
 
 Every step renders new clips (step-tied seeds: the data of step s is a pure function of (seed, s)),
-so the batch accuracy logged before each update is already an accuracy on unseen clips. As in
+so the batch accuracy logged before each update is already an accuracy on unseen clips. With
+--reuse K, K steps train on each rendered batch (batch s // K; rendering costs more than this small
+net) and the logged accuracies come from each batch's first step only, still on unseen clips. As in
 train.py no optimiser state travels: a resumed session restarts AdamW with a short warm-up.
 """
 from __future__ import annotations
@@ -69,6 +71,8 @@ def batch(args, cfg: ClassifierConfig, step: int, heldout, device):
 
 def train(args) -> int:
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes every step
     run = Path(args.run)
     ckdir = run / "classifier"
     log = JsonlLog(run / "log.jsonl")
@@ -90,13 +94,18 @@ def train(args) -> int:
 
     def save():
         save_classifier(ckdir, model, {"stage": "classifier", "step": step, "toy": args.toy, "seed": args.seed,
-                                       "batch": args.batch, "frames": args.frames, "sessions": sessions + 1})
+                                       "batch": args.batch, "frames": args.frames, "reuse": args.reuse,
+                                       "sessions": sessions + 1})
         print(f"saved {ckdir} at step {step}", flush=True)
 
     t_start = last_save = t_log = time.time()
     s_sess, hist = 0, []
+    video = None
     while not ((args.minutes and time.time() - t_start > args.minutes * 60) or (args.steps and s_sess >= args.steps)):
-        video, labels = batch(args, cfg, step, heldout, dev)
+        fresh = video is None or step % args.reuse == 0
+        if fresh:
+            video = None  # free the previous batch before rendering the next
+            video, labels = batch(args, cfg, step // args.reuse, heldout, dev)
         logits, _ = model(video)
         loss, parts, acc = losses_and_accuracy(logits, labels)
         lr = lr_at(s_sess, args.lr, args.warmup)
@@ -108,7 +117,7 @@ def train(args) -> int:
         opt.step()
         step += 1
         s_sess += 1
-        hist.append((float(loss.detach()), acc))
+        hist.append((float(loss.detach()), acc if fresh else {}))
         if not np.isfinite(hist[-1][0]):
             raise SystemExit(f"non-finite loss at step {step}: not saving")
         if step % args.log_every == 0:
@@ -131,7 +140,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     add_session_args(ap, str(HERE / "runs" / "main"), "48x32 clips, a tiny net: CPU steps in a fraction of a second",
                      "frames per training clip", "steps of linear warm-up after every (re)start (100; toy 2)")
+    ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch")
     args = ap.parse_args(argv)
+    if args.reuse < 1:
+        ap.error("--reuse takes a whole number >= 1")
     d = TOY if args.toy else REAL
     args.batch, args.frames, args.lr = args.batch or d["batch"], args.frames or d["frames"], args.lr or d["lr"]
     if args.warmup is None:

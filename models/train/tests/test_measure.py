@@ -178,3 +178,22 @@ def test_sample_strip(tmp_path):
     assert struct.unpack(">II", png[16:24]) == (3 * (48 + 2), 2 * (32 + 2))  # 1-pixel frame borders
     assert [r["prompt"] for r in meta["rows"]] == ["a red ball", "a cat at night"]
     assert json.loads((tmp_path / "s.json").read_text()) == meta
+
+
+def test_classifier_reuse_renders_every_kth_step(tmp_path, monkeypatch):
+    """--reuse K: batch s // K for step s, rendered once; accuracies logged from fresh batches
+    only, so they stay accuracies on unseen clips."""
+    import train_classifier
+    seen = []
+    render = train_classifier.batch
+    monkeypatch.setattr(train_classifier, "batch",
+                        lambda args, cfg, index, heldout, dev: seen.append(index) or render(args, cfg, index, heldout, dev))
+    run = tmp_path / "run"
+    train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "5", "--reuse", "2",
+                           "--log-every", "1"])
+    assert seen == [0, 1, 2]
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    with_acc = [r["step"] for r in log if any(k.startswith("acc_") for k in r)]
+    assert with_acc == [1, 3, 5], with_acc  # steps 0, 2, 4 start a batch (logged after the step)
+    with pytest.raises(SystemExit):
+        train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--reuse", "0"])

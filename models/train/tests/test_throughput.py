@@ -18,16 +18,17 @@ def test_throughput_prints_every_figure(tmp_path):
     names = ["render flow batch 2x16, groups 0, frames/call 256", "render flow batch 2x16, groups 2, frames/call 8",
              "render autoencoder batch 2x16", "encode flow batch, contiguous", "encode flow batch, channels-last",
              "autoencoder step 2x16, contiguous", "autoencoder step 2x16, channels-last",
-             "DiT forward without grad 2x16"]
+             "DiT forward without grad 2x16", "render classifier batch 4x16", "classifier step 4x16"]
     for name in names:
         assert ms.get(name, 0) > 0, (name, res.stdout)
     assert any(k.startswith("DiT step 2x16") for k in ms), res.stdout
     assert len([k for k in ms if k.startswith("flow step")]) == 4, res.stdout
     # the suggestions are shell exports that session.sh's per-stage variables take
-    res = subprocess.run(["bash", "-c", f". {env_file} && echo \"$AE_ARGS|$FLOW_ARGS|$SHORTCUT_ARGS\""],
+    res = subprocess.run(["bash", "-c", f". {env_file} && echo \"$AE_ARGS|$FLOW_ARGS|$SHORTCUT_ARGS|$CLASSIFIER_ARGS\""],
                          capture_output=True, text=True)
-    ae, flow, shortcut = res.stdout.strip().split("|")
+    ae, flow, shortcut, clf = res.stdout.strip().split("|")
     assert ae.startswith("--reuse ") and "--batch-groups" in flow and flow == shortcut, res.stdout
+    assert clf.startswith("--reuse "), res.stdout
     bad = subprocess.run(cmd[:2] + ["--toy", "--render", "4"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "GROUPS:FRAMES" in bad.stderr
 
@@ -48,10 +49,12 @@ def test_suggest_picks_the_fastest_settings_and_the_least_reuse_that_pays():
     draw_s = {(0, 256): 0.5, (4, 1024): 0.2}
     encode_s = {"contiguous": 0.4, "channels-last": 0.3}
     ae_s = {"contiguous": 0.3, "channels-last": 0.4}
-    ae, flow, shortcut = suggest(draw_s, encode_s, ae_s, render_ae_s=0.1, dit_s=0.5, reuses=[1, 2, 4, 8])
+    ae, flow, shortcut, clf = suggest(draw_s, encode_s, ae_s, render_ae_s=0.1, dit_s=0.5, reuses=[1, 2, 4, 8],
+                                      render_clf_s=0.3, clf_s=0.1)
     # (0.2 + 0.3) / 4 <= 0.25 * 0.5, (0.2 + 0.3) / 2 is not; 0.1 / 2 <= 0.25 * 0.3, 0.1 is not
     assert flow == 'FLOW_ARGS="--batch-groups 4 --render-frames 1024 --reuse 4 --channels-last"'
     assert shortcut == flow.replace("FLOW", "SHORTCUT")
     assert ae == 'AE_ARGS="--reuse 2"'
+    assert clf == 'CLASSIFIER_ARGS="--reuse 8"'  # 0.3 / 8 > 0.25 * 0.1: the most offered
     # rendering that never gets cheap enough takes the most reuse offered, no more
-    assert "--reuse 8" in suggest(draw_s, encode_s, ae_s, 0.1, 0.01, [1, 2, 4, 8])[1]
+    assert "--reuse 8" in suggest(draw_s, encode_s, ae_s, 0.1, 0.01, [1, 2, 4, 8], 0.3, 0.1)[1]
