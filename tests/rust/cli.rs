@@ -108,11 +108,17 @@ fn copy_folder(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_corrupted_shard_is_reported_by_name() {
-    let dir = scratch("corrupt");
+/// A scratch folder holding a copy of the tiny fixture model to alter: (folder, model).
+fn scratch_model(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
     let model = dir.join("model");
     copy_folder(&tiny_dir(), &model);
+    (dir, model)
+}
+
+#[test]
+fn a_corrupted_shard_is_reported_by_name() {
+    let (dir, model) = scratch_model("corrupt");
     let shard = model.join("dit-00.safetensors");
     let mut bytes = std::fs::read(&shard).unwrap();
     bytes[1000] ^= 0xff;
@@ -130,9 +136,7 @@ fn a_corrupted_shard_is_reported_by_name() {
 
 #[test]
 fn the_step_count_defaults_to_what_the_model_was_trained_for() {
-    let dir = scratch("steps");
-    let model = dir.join("model");
-    copy_folder(&tiny_dir(), &model);
+    let (dir, model) = scratch_model("steps");
     let out = dir.join("clip.y4m");
     let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
     let stdout_of = |extra: &[&str]| {
