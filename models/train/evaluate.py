@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure a model against prompts with known attributes (models/train/README.md, "Measuring").
 
-  python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps 2] [--seconds 15]
+  python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps N] [--seconds 15]
   python evaluate.py --reference --classifier runs/main          # rendered clips: the ceiling
   python evaluate.py --write-prompts prompts.jsonl [--in-dist 120 --per-heldout 4 --seconds 15]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from measure.attributes import ATTRS  # noqa: E402
+from measure.attributes import ATTRS, hidden  # noqa: E402
 from measure.classifier import load_classifier  # noqa: E402
 from measure.metrics import (accuracy, clip_class, flicker_per_frame, flicker_summary,  # noqa: E402
                              frechet_distance, persistence)
@@ -72,21 +72,24 @@ def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_f
     pred = [c["pred"] for c in clips]
     held = [i for i, e in enumerate(entries) if e["heldout"]]
     ind = [i for i, e in enumerate(entries) if not e["heldout"]]
+    # an attribute the prompt's style hides (a manga clip's colour) is not judged
+    scored = [[a for a in attrs if a not in hidden(e["attrs"])] for e in entries]
     pick = lambda xs, ii: [xs[i] for i in ii]  # noqa: E731
-    # The held-out combination itself: all of its attributes right (e.g. subject AND style).
-    combo_right = [all(pred[i][a] == target[i][a] for a in entries[i]["heldout"]) for i in held]
+    acc = lambda ii: accuracy(pick(pred, ii), pick(target, ii), attrs, pick(scored, ii))  # noqa: E731
+    # The held-out combination itself: all of its judged attributes right (e.g. subject AND style).
+    combo_right = [all(pred[i][a] == target[i][a] for a in entries[i]["heldout"] if a in scored[i]) for i in held]
     fl_gen = flicker_summary(np.stack([c["flicker"] for c in clips]), chunk_frames)
     fl_ref = flicker_summary(np.stack([c["flicker"] for c in fresh]), chunk_frames)
     return {
-        "accuracy": {"all": accuracy(pred, target, attrs), "in_distribution": accuracy(pick(pred, ind), pick(target, ind), attrs),
-                     "heldout": accuracy(pick(pred, held), pick(target, held), attrs),
+        "accuracy": {"all": acc(range(len(entries))), "in_distribution": acc(ind), "heldout": acc(held),
                      "heldout_combination": float(np.mean(combo_right)) if held else None},
         "chance": {a: 1 / len(ATTRS[a]) for a in attrs},
         "frechet": frechet_distance(np.stack([c["feature"] for c in clips]), np.stack([c["feature"] for c in fresh])),
         "persistence": persistence(np.stack([c["subject_frames"] for c in clips]),
                                    np.array([t["subject"] for t in target]), FPS),
         "flicker": {"clips": fl_gen, "rendered": fl_ref, "excess": fl_gen["mean"] - fl_ref["mean"]},
-        "counts": {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held)},
+        "counts": {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held),
+                   "not_judged": {a: sum(a not in s for s in scored) for a in attrs}},
     }
 
 
@@ -102,6 +105,8 @@ def table(r: dict, head: str) -> str:
     lines += [
         f"held-out combinations right (every attribute of the pair/triple): {f(acc['heldout_combination']).strip()}"
         f" of {n['heldout']} clips",
+        "not judged, hidden by the prompt's style: " + (", ".join(
+            f"{a} in {k} of {n['prompts']} clips" for a, k in n.get("not_judged", {}).items() if k) or "nothing"),
         f"Fréchet distance, classifier features (D={r['feature_dim']}), vs {n['prompts']} fresh renders: {r['frechet']:.4g}",
         f"subject persistence: {p['frames']:.3f} of frames are the prompted subject; last second {f(p['last_second']).strip()};"
         f" clips with it in >= {p['clips_at_least']:.0%} of frames: {p['clips']:.3f}",
@@ -123,7 +128,8 @@ def main(argv=None):
     ap.add_argument("--per-heldout", type=int, default=4, help="built list: prompts per held-out combination")
     ap.add_argument("--seconds", type=int, default=15, help="built list: clip length")
     ap.add_argument("--prompt-seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=2, help="Euler steps per chunk (the Rust CLI's default is 2)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="Euler steps per chunk (default: the model's training.sampler_steps, else 2, as the Rust CLI)")
     ap.add_argument("--batch", type=int, default=8, help="clips generated / rendered / classified at once")
     ap.add_argument("--json", help="write the results here (default runs/eval/<generated|reference>.json)")
     ap.add_argument("--device", default=None)
@@ -154,15 +160,17 @@ def main(argv=None):
         # no chunks in a render: its "seams" are read at kinema-tiny's 1 s chunk boundaries
         source, desc, chunk = rendered(entries, None, H, W, args.batch, dev), "rendered clips (reference)", FPS
     else:
-        from measure.generate import clip_chunks, load_generator
+        from measure.generate import clip_chunks, load_generator, steps_to_use
         model, tok, info = load_generator(Path(args.model), dev)
+        steps, steps_from = steps_to_use(args.steps, info)
         vc = model.cfg.video
         if (vc.height, vc.width) != (H, W):
             print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
-        source = generated(entries, model, tok, chunks, args.steps, args.batch, frames)
-        desc = f"{info['id']} ({info['source']}, trained={info['trained']}), {args.steps} Euler steps, {chunks} chunks"
+        source = generated(entries, model, tok, chunks, steps, args.batch, frames)
+        desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "
+                f"({steps_from}), {chunks} chunks")
     clips = [c for video in source for c in read_clips(clf, video)]
     t_clips = time.time() - t0
     fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
@@ -170,7 +178,7 @@ def main(argv=None):
     r.update({"mode": "reference" if args.reference else "generated", "clips_from": desc,
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
-              "frames": frames, "size": [W, H], "steps": None if args.reference else args.steps,
+              "frames": frames, "size": [W, H], "steps": None if args.reference else steps,
               "feature_dim": clf.cfg.features, "device": str(dev),
               "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},
               "per_prompt": [{"prompt": e["prompt"], "heldout": e["heldout"],

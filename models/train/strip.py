@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 
-from measure.generate import clip_chunks, generate, load_generator  # noqa: E402
+from measure.generate import clip_chunks, generate, load_generator, steps_to_use  # noqa: E402
 from measure.prompts import read_prompts, spec_of  # noqa: E402
 from world.clips import render_clips  # noqa: E402
 from world.preview import contact_sheet, write_png  # noqa: E402
@@ -47,7 +47,8 @@ def main(argv=None):
     ap.add_argument("--reference", action="store_true", help="with --prompts: a rendered row under each generated one")
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--cols", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="Euler steps per chunk (default: the model's training.sampler_steps, else 2)")
     ap.add_argument("--seed", type=int, default=0, help="noise seed of --prompt rows (prompt files carry their own)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0)
@@ -58,11 +59,13 @@ def main(argv=None):
         ap.error("--reference needs --prompts (a free-text prompt has no clip spec to render)")
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, tok, info = load_generator(Path(args.model), dev)
+    steps, steps_from = steps_to_use(args.steps, info)
+    print(f"Euler steps per chunk: {steps} ({steps_from})")
     entries = read_prompts(args.prompts)[:args.first] if args.prompts else [
         {"prompt": p, "seed": args.seed + i} for i, p in enumerate(args.prompt or SHOWCASE)]
     frames = round(args.seconds * FPS)
     video = generate(model, tok, [e["prompt"] for e in entries], [e["seed"] for e in entries],
-                     clip_chunks(model, args.seconds), args.steps)[:, :frames].cpu()
+                     clip_chunks(model, args.seconds), steps)[:, :frames].cpu()
     rows = [{"row": i, "kind": "generated", "prompt": e["prompt"]} for i, e in enumerate(entries)]
     if args.reference:
         vc = model.cfg.video
@@ -76,7 +79,7 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_png(str(out), contact_sheet(video, args.cols))
-    meta = {"model": str(args.model), "model_id": info["id"], "trained": info["trained"], "steps": args.steps,
+    meta = {"model": str(args.model), "model_id": info["id"], "trained": info["trained"], "steps": steps,
             "seconds": frames / FPS, "cols": args.cols, "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {out} ({len(rows)} rows x {args.cols} frames) and {out.with_suffix('.json')}")

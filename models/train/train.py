@@ -559,6 +559,12 @@ def shipped_state(run: Path, toy: bool):
     return cfg, state, dit_dir, dst
 
 
+def sampler_steps(dit_stage: str) -> int:
+    """Euler steps per chunk a DiT checkpoint is meant to be sampled with: the few-step shortcut
+    stage is trained down to 4; plain flow matching needs many small steps."""
+    return 4 if dit_stage == "shortcut" else 32
+
+
 def export(args):
     """Assemble the shipped model folder from the run's checkpoints with the exporter's own
     writer (kinema.folder.write_model_folder), so the format stays one implementation."""
@@ -570,7 +576,7 @@ def export(args):
                                   model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",
                                   trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
                                   extra={"training": {"dit_from": dit_dir.name, "dit_step": dst["step"],
-                                                      "sampler_steps": 4 if dit_dir.name == "shortcut" else 32,
+                                                      "sampler_steps": sampler_steps(dit_dir.name),
                                                       "guidance_baked": dst.get("guidance")}})
     print(f"wrote {args.out}: {len(manifest['files'])} files")
     return manifest

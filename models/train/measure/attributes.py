@@ -27,7 +27,15 @@ ATTRS = {
 # Attributes of the subject itself: undefined on a frame that does not show it.
 SUBJECT_ATTRS = ("colour", "motion")
 IGNORE = -100  # cross_entropy's ignore_index
+# What a style draws away: manga ink is greyscale screentone on paper (world/render.style_manga), so
+# no frame of it shows the subject's colour. Such labels are neither trained on nor scored.
+HIDDEN_BY_STYLE = {"manga": ("colour",)}
 AWAY = 1.0e4  # world units: far outside any camera's view, shadow and launch tower included
+
+
+def hidden(attrs: dict) -> tuple[str, ...]:
+    """The attributes of a shot (its attrs() or label dict) that its style makes invisible."""
+    return HIDDEN_BY_STYLE.get(attrs["style"], ())
 
 
 def remove_subject(prep: dict, clip: int, start: int) -> None:
@@ -43,12 +51,14 @@ def remove_subject(prep: dict, clip: int, start: int) -> None:
 def frame_labels(labels: list[dict], T: int, empty_from: list[int | None] | None = None) -> dict:
     """Per-frame class indices {attribute: int64 [B, T]} from prepare()'s labels. Frames whose
     subject is out of view (or removed from `empty_from[b]` on) are subject "none", and their
-    colour and motion are IGNORE."""
+    colour and motion are IGNORE; so is what a shot's style hides (HIDDEN_BY_STYLE)."""
     out = {a: np.full((len(labels), T), IGNORE, np.int64) for a in ATTRS}
     for b, lab in enumerate(labels):
         for sh in lab["shots"]:
             for a, vocab in ATTRS.items():
                 out[a][b, sh["start"]:sh["end"]] = vocab.index(sh[a])
+            for a in hidden(sh):
+                out[a][b, sh["start"]:sh["end"]] = IGNORE
         gone = ~np.asarray(lab["visible"], dtype=bool)
         if empty_from is not None and empty_from[b] is not None:
             gone[empty_from[b]:] = True

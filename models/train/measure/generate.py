@@ -20,7 +20,8 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         model = Kinema(cfg)
         model.load_state_dict(from_numpy_state(state), strict=True)
         tok_path = path / "tokenizer.json"
-        info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"]}
+        info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"],
+                "sampler_steps": manifest.get("training", {}).get("sampler_steps")}
     elif (path / "ae" / "state.json").exists():
         import train  # the run's own assembly of text + decoder + DiT, as export writes it
         from train_io import load_checkpoint
@@ -29,10 +30,27 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         model = Kinema(cfg)
         model.load_state_dict(state, strict=True)
         tok_path = train.tokenizer_path()
-        info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"]}
+        info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"],
+                "sampler_steps": train.sampler_steps(dit_dir.name)}
     else:
         raise SystemExit(f"{path}: neither a model folder (manifest.json) nor a run folder (ae/state.json)")
     return model.to(device).eval(), PromptTokenizer(tok_path, cfg.text.max_text_tokens), info
+
+
+FALLBACK_STEPS = 2  # the Rust CLI's choice when a manifest names no sampler_steps
+
+
+def steps_to_use(requested: int | None, info: dict) -> tuple[int, str]:
+    """Euler steps per chunk and where the number came from: the caller's, else the model's own
+    (manifest training.sampler_steps, or the run's DiT stage), else FALLBACK_STEPS, as `kinema
+    generate` chooses."""
+    if requested is not None:
+        if requested < 1:
+            raise SystemExit(f"--steps {requested}: a sampler takes at least 1 step")
+        return requested, "--steps"
+    if info.get("sampler_steps"):
+        return int(info["sampler_steps"]), "the model's training.sampler_steps"
+    return FALLBACK_STEPS, "default; the model names no sampler_steps"
 
 
 def clip_chunks(model: Kinema, seconds: float) -> int:

@@ -71,13 +71,18 @@ def clip_class(logits: torch.Tensor) -> int:
     return int(torch.log_softmax(logits.float(), -1).mean(0).argmax())
 
 
-def accuracy(pred: list[dict], target: list[dict], attrs) -> dict:
+def accuracy(pred: list[dict], target: list[dict], attrs, scored: list | None = None) -> dict:
     """Share of clips whose predicted class equals the target, per attribute; "overall" is the
-    mean over (clip, attribute) pairs and "all_correct" the share of clips with every one right."""
+    mean over (clip, attribute) pairs and "all_correct" the share of clips with every one right.
+    `scored[i]`, where given, names the attributes clip i is judged on (the others are not visible
+    in it); an attribute no clip is judged on gets None."""
     if not pred:
         return {}
     right = np.array([[p[a] == t[a] for a in attrs] for p, t in zip(pred, target)], dtype=np.float64)
-    out = {a: float(right[:, i].mean()) for i, a in enumerate(attrs)}
-    out["overall"] = float(right.mean())
-    out["all_correct"] = float(right.all(1).mean())
+    judged = np.ones_like(right, dtype=bool) if scored is None else \
+        np.array([[a in s for a in attrs] for s in scored], dtype=bool)
+    out = {a: float(right[judged[:, i], i].mean()) if judged[:, i].any() else None
+           for i, a in enumerate(attrs)}
+    out["overall"] = float(right[judged].mean())
+    out["all_correct"] = float((right.astype(bool) | ~judged).all(1).mean())
     return out

@@ -13,7 +13,7 @@ import torch
 
 from measure.attributes import ATTRS, IGNORE, NONE, classifier_specs, frame_labels, remove_subject, render_labelled
 from measure.classifier import AttributeClassifier, ClassifierConfig, load_classifier
-from measure.metrics import flicker_per_frame, flicker_summary, frechet_distance, persistence
+from measure.metrics import accuracy, flicker_per_frame, flicker_summary, frechet_distance, persistence
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts
 from train_classifier import losses_and_accuracy
 from world.clips import draw, prepare
@@ -89,6 +89,27 @@ def test_remove_subject_leaves_the_scene_and_labels_none():
     assert (lab["colour"][1, 3:] == IGNORE).all() and (lab["motion"][1, 3:] == IGNORE).all()
 
 
+def test_a_style_that_hides_the_colour_is_neither_trained_nor_judged_on_it():
+    held = load_heldout()
+    specs = [sample_clip(seed, 8, held, cut_prob=0.0, fixed={"style": style})
+             for seed, style in ((1, "manga"), (2, "manga"), (3, "flat"))]
+    video, lab = render_labelled(specs, 32, 48)
+    # manga ink is one paper colour in shades: the same in every channel once divided by it
+    shade = video[:2] / torch.tensor([0.97, 0.95, 0.9]).view(1, 1, 3, 1, 1)
+    assert torch.allclose(shade[:, :, 0], shade[:, :, 1]) and torch.allclose(shade[:, :, 1], shade[:, :, 2])
+    assert not torch.allclose(video[2, :, 0], video[2, :, 1])
+    assert (lab["colour"][:2] == IGNORE).all() and (lab["colour"][2] != IGNORE).any()
+    assert (lab["style"] != IGNORE).all()
+    # the eval leaves such pairs out of every figure: one wrong colour in a manga clip costs nothing
+    pred = [{"colour": 0, "style": 1}, {"colour": 0, "style": 0}]
+    target = [{"colour": 3, "style": 1}, {"colour": 0, "style": 0}]
+    judged = accuracy(pred, target, ["colour", "style"], [["style"], ["colour", "style"]])
+    assert judged == {"colour": 1.0, "style": 1.0, "overall": 1.0, "all_correct": 1.0}
+    assert accuracy(pred, target, ["colour", "style"]) == {"colour": 0.5, "style": 1.0, "overall": 0.75,
+                                                             "all_correct": 0.5}
+    assert accuracy(pred[:1], target[:1], ["colour", "style"], [["style"]])["colour"] is None
+
+
 def test_frechet_distance():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 8))
@@ -151,14 +172,18 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
               "--batch", "7"]
     gen = evaluate.main(["--model", str(TINY), "--json", str(tmp_path / "gen.json")] + common)
     text = capsys.readouterr().out
-    for what in ["overall", "held-out combinations", "Fréchet distance", "subject persistence", "flicker"] + list(ATTRS):
+    for what in ["overall", "held-out combinations", "not judged", "Fréchet distance", "subject persistence",
+                 "flicker"] + list(ATTRS):
         assert what in text, what
     ref = evaluate.main(["--reference", "--json", str(tmp_path / "ref.json")] + common)
+    manga = sum(p["attrs"]["style"] == "manga" for p in build_prompts(3, 1, 2))
     assert json.loads((tmp_path / "gen.json").read_text())["frechet"] == gen["frechet"]
     for r in (gen, ref):
-        assert r["counts"] == {"prompts": 13, "in_distribution": 3, "heldout": 10}
+        counts = dict(r["counts"])
+        assert counts.pop("not_judged") == {a: manga if a == "colour" else 0 for a in ATTRS}
+        assert counts == {"prompts": 13, "in_distribution": 3, "heldout": 10}
         for group in ("all", "in_distribution", "heldout"):
-            assert all(0 <= v <= 1 for v in r["accuracy"][group].values())
+            assert all(v is None or 0 <= v <= 1 for v in r["accuracy"][group].values())
         assert 0 <= r["accuracy"]["heldout_combination"] <= 1
         assert 0 <= r["persistence"]["frames"] <= 1 and len(r["persistence"]["per_second"]) == 2
         assert np.isfinite(r["frechet"]) and r["frechet"] >= 0
@@ -178,6 +203,26 @@ def test_sample_strip(tmp_path):
     assert struct.unpack(">II", png[16:24]) == (3 * (48 + 2), 2 * (32 + 2))  # 1-pixel frame borders
     assert [r["prompt"] for r in meta["rows"]] == ["a red ball", "a cat at night"]
     assert json.loads((tmp_path / "s.json").read_text()) == meta
+
+
+def test_strip_samples_with_the_models_own_step_count(tmp_path, capsys):
+    """Without --steps, the strip uses the manifest's training.sampler_steps (the number the
+    few-step stage was trained for), else 2 as the Rust CLI; --steps wins over both."""
+    import shutil
+
+    import strip
+    folder = tmp_path / "model"
+    shutil.copytree(TINY, folder)
+    common = ["--prompt", "a red ball", "--cols", "1", "--seconds", "1", "--out"]
+    assert strip.main(["--model", str(folder)] + common + [str(tmp_path / "a.png")])["steps"] == 2
+    assert "Euler steps per chunk: 2 (default; the model names no sampler_steps)" in capsys.readouterr().out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "training": {"sampler_steps": 3}}))
+    assert strip.main(["--model", str(folder)] + common + [str(tmp_path / "b.png")])["steps"] == 3
+    assert "Euler steps per chunk: 3 (the model's training.sampler_steps)" in capsys.readouterr().out
+    assert strip.main(["--model", str(folder), "--steps", "1"] + common + [str(tmp_path / "c.png")])["steps"] == 1
+    with pytest.raises(SystemExit, match="at least 1 step"):
+        strip.main(["--model", str(folder), "--steps", "0"] + common + [str(tmp_path / "d.png")])
 
 
 def test_classifier_reuse_renders_every_kth_step(tmp_path, monkeypatch):

@@ -61,8 +61,10 @@ def test_toy_end_to_end(tmp_path):
     # The eval command reads the run folder itself the way export assembles it: the same clip.
     from measure.generate import generate, load_generator
     from_run, tok, info = load_generator(run)
-    from_folder, _, _ = load_generator(out)
+    from_folder, _, folder_info = load_generator(out)
     assert info["dit_step"] == 2
+    # both name the step count the shortcut stage was trained for, which the eval then samples with
+    assert info["sampler_steps"] == folder_info["sampler_steps"] == manifest["training"]["sampler_steps"] == 4
     clips = [generate(m, tok, ["a red ball bouncing"], [3], 2, 2) for m in (from_run, from_folder)]
     assert torch.equal(clips[0], clips[1])
 
