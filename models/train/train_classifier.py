@@ -16,6 +16,7 @@ train.py no optimiser state travels: a resumed session restarts AdamW with a sho
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -78,12 +79,19 @@ def train(args) -> int:
     log = JsonlLog(run / "log.jsonl")
     step, sessions = 0, 0
     torch.manual_seed(args.seed * 1000 + SALT)  # the initial weights
+    reach = {k: v for k, v in (("diff_strides", args.diff_strides), ("temporal_dilations", args.temporal_dilations),
+                                ("pool_grid", args.pool_grid)) if v is not None}
     if has_checkpoint(ckdir):
         model, state = load_classifier(ckdir, dev)
         step, sessions = state["step"], state["sessions"]
+        differ = {k: v for k, v in reach.items() if getattr(model.cfg, k) != v}
+        if differ:
+            raise SystemExit(f"{ckdir} holds a classifier with other settings ({', '.join(f'{k}={getattr(model.cfg, k)}' for k in differ)}); "
+                             f"train a fresh one in another --run folder")
         print(f"resuming the classifier at step {step} from {ckdir}")
     else:
-        model = AttributeClassifier(ClassifierConfig.toy() if args.toy else ClassifierConfig()).to(dev)
+        base = ClassifierConfig.toy() if args.toy else ClassifierConfig()
+        model = AttributeClassifier(ClassifierConfig(**{**dataclasses.asdict(base), **reach})).to(dev)
     cfg = model.cfg
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -141,9 +149,18 @@ def main(argv=None):
     add_session_args(ap, str(HERE / "runs" / "main"), "48x32 clips, a tiny net: CPU steps in a fraction of a second",
                      "frames per training clip", "steps of linear warm-up after every (re)start (100; toy 2)")
     ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch")
+    ap.add_argument("--diff-strides", type=int, nargs="+", help="a fresh classifier's frame differences (default 1)")
+    ap.add_argument("--temporal-dilations", type=int, nargs="+",
+                    help="a fresh classifier's temporal convs, one per dilation (default 1 1)")
+    ap.add_argument("--pool-grid", type=int, help="a fresh classifier's pooling grid (default 1: whole frame)")
     args = ap.parse_args(argv)
     if args.reuse < 1:
         ap.error("--reuse takes a whole number >= 1")
+    for name in ("diff_strides", "temporal_dilations"):
+        if getattr(args, name) is not None and min(getattr(args, name)) < 1:
+            ap.error(f"--{name.replace('_', '-')} takes whole numbers >= 1")
+    if args.pool_grid is not None and args.pool_grid < 1:
+        ap.error("--pool-grid takes a whole number >= 1")
     d = TOY if args.toy else REAL
     args.batch, args.frames, args.lr = args.batch or d["batch"], args.frames or d["frames"], args.lr or d["lr"]
     if args.warmup is None:

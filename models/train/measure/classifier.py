@@ -1,8 +1,9 @@
 """The attribute classifier: a per-frame 2-D conv net, a temporal conv over its features, and one
 linear head per attribute, all per frame (so a cut or a vanishing subject shows up in time).
 
-Each frame enters with its difference to the previous frame (6 channels): motion and camera
-movement are then visible to the 2-D part directly, and the temporal convs only have to integrate.
+Each frame enters with its difference to the previous frame (and, as configured, to frames further
+back): motion and camera movement are then visible to the 2-D part directly, and the temporal convs
+only have to integrate.
 The per-frame features after the temporal convs are the "penultimate" features the Fréchet
 distance uses (averaged over a clip's frames).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +31,16 @@ class ClassifierConfig:
     input_width: int = 128
     channels: int = 32
     features: int = 256
+    # Differences to frame t - k for each k, as extra input channels: a slow camera move that is a
+    # fraction of a pixel per frame is k times larger at stride k (python -m world.camera_report).
+    diff_strides: list = field(default_factory=lambda: [1])
+    # One residual temporal conv per entry, with that dilation: [1, 1] reaches 9 frames,
+    # [1, 2, 4, 8] reaches 61.
+    temporal_dilations: list = field(default_factory=lambda: [1, 1])
+    # The 2-D features are averaged over a pool_grid x pool_grid grid of regions (1: the whole
+    # frame) beside the whole-frame max. A zoom moves the two halves of the frame in opposite
+    # directions, which a whole-frame average of direction-sensitive features cancels out.
+    pool_grid: int = 1
 
     @staticmethod
     def toy() -> "ClassifierConfig":
@@ -44,9 +55,9 @@ def _block(cin, cout, stride):
 
 
 class TemporalBlock(nn.Module):
-    def __init__(self, dim: int, kernel: int = 5):
+    def __init__(self, dim: int, kernel: int = 5, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=dilation * (kernel // 2), dilation=dilation)
         self.norm = nn.GroupNorm(min(8, dim // 4), dim)
 
     def forward(self, x):  # [B, D, T]
@@ -58,11 +69,11 @@ class AttributeClassifier(nn.Module):
         super().__init__()
         self.cfg, self.attrs = cfg, {a: list(v) for a, v in attrs.items()}
         c = cfg.channels
-        self.frames = nn.Sequential(_block(6, c, 2), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2),
+        self.frames = nn.Sequential(_block(3 * (1 + len(cfg.diff_strides)), c, 2), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2),
                                     _block(4 * c, 4 * c, 2))
         # average and max pooling: a small subject's colour survives the max, the scene the mean
-        self.proj = nn.Linear(8 * c, cfg.features)
-        self.temporal = nn.Sequential(TemporalBlock(cfg.features), TemporalBlock(cfg.features))
+        self.proj = nn.Linear(4 * c * (1 + cfg.pool_grid ** 2), cfg.features)
+        self.temporal = nn.Sequential(*[TemporalBlock(cfg.features, dilation=d) for d in cfg.temporal_dilations])
         self.heads = nn.ModuleDict({a: nn.Linear(cfg.features, len(v)) for a, v in self.attrs.items()})
 
     def _input(self, video: torch.Tensor) -> torch.Tensor:
@@ -72,8 +83,11 @@ class AttributeClassifier(nn.Module):
             x = F.interpolate(x, (self.cfg.input_height, self.cfg.input_width), mode="bilinear",
                               antialias=True, align_corners=False)
         x = x.view(B, T, 3, *x.shape[-2:]) * 2 - 1
-        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
-        return torch.cat([x, 2 * diff], dim=2)
+        diffs = []
+        for k in self.cfg.diff_strides:
+            k = min(k, T)  # a clip shorter than the stride has no frame that far back
+            diffs.append(2 * torch.cat([torch.zeros_like(x[:, :k]), x[:, k:] - x[:, :-k]], dim=1))
+        return torch.cat([x, *diffs], dim=2)
 
     def features(self, video: torch.Tensor, frame_batch: int = 512) -> torch.Tensor:
         """video [B, T, 3, H, W] in [0, 1] -> per-frame features [B, T, D]. Frames go through
@@ -83,7 +97,9 @@ class AttributeClassifier(nn.Module):
         parts = []
         for s in range(0, x.shape[0], frame_batch):
             h = self.frames(x[s:s + frame_batch])
-            parts.append(self.proj(torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)))
+            g = self.cfg.pool_grid
+            mean = h.mean((2, 3)) if g == 1 else F.adaptive_avg_pool2d(h, g).flatten(1)
+            parts.append(self.proj(torch.cat([mean, h.amax((2, 3))], dim=1)))
         h = torch.cat(parts).view(B, T, -1).transpose(1, 2)
         return self.temporal(h).transpose(1, 2)
 

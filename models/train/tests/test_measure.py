@@ -1,6 +1,7 @@
 """Measurement at toy scale: the attribute classifier learns, the eval command and the sample strip
 run end to end on the tiny parity model folder, and each metric behaves on clips whose answer is
 known (a set against itself, a still clip, pure noise, a clip without its subject)."""
+import dataclasses
 import json
 import struct
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from measure.attributes import ATTRS, IGNORE, NONE, classifier_specs, frame_labels, remove_subject, render_labelled
-from measure.classifier import AttributeClassifier, ClassifierConfig, load_classifier
+from measure.classifier import AttributeClassifier, ClassifierConfig, load_classifier, save_classifier
 from measure.metrics import accuracy, flicker_per_frame, flicker_summary, frechet_distance, persistence
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts
 from train_classifier import losses_and_accuracy
@@ -70,6 +71,43 @@ def test_classifier_fits_a_tiny_fixed_set():
         opt.step()
     _, _, acc = losses_and_accuracy(model(video)[0], labels)
     assert min(acc.values()) > 0.9, acc
+
+
+def test_classifier_reach_options_and_checkpoints_from_before_them(tmp_path):
+    """diff_strides / temporal_dilations / pool_grid default to the first session's network, so its
+    checkpoint (whose state.json names none of them) loads unchanged; set, they change the input
+    and the reach in time but not what comes out."""
+    torch.manual_seed(0)
+    old = AttributeClassifier(ClassifierConfig.toy())
+    assert old.frames[0][0].in_channels == 6 and len(old.temporal) == 2
+    save_classifier(tmp_path / "clf", old, {"step": 7})
+    state = json.loads((tmp_path / "clf" / "state.json").read_text())
+    for k in ("diff_strides", "temporal_dilations", "pool_grid"):
+        del state["config"][k]
+    (tmp_path / "clf" / "state.json").write_text(json.dumps(state))
+    back, _ = load_classifier(tmp_path / "clf")
+    video = torch.rand(2, 6, 3, 32, 48)
+    assert torch.allclose(back.features(video), old.features(video), atol=1e-6)
+
+    cfg = ClassifierConfig(**{**dataclasses.asdict(ClassifierConfig.toy()), "diff_strides": [1, 4],
+                              "temporal_dilations": [1, 2, 4, 8], "pool_grid": 2})
+    net = AttributeClassifier(cfg)
+    x = net._input(video)
+    assert x.shape == (2, 6, 9, 32, 48)
+    assert torch.allclose(x[:, 4:, 6:], 2 * (x[:, 4:, :3] - x[:, :2, :3])) and (x[:, :4, 6:] == 0).all()
+    logits, feats = net(video)
+    assert feats.shape == (2, 6, cfg.features) and logits["camera"].shape == (2, 6, len(ATTRS["camera"]))
+    assert net(video[:, :2])[1].shape == (2, 2, cfg.features)  # shorter than the stride: no error
+    assert [m.conv.dilation[0] for m in net.temporal] == [1, 2, 4, 8]
+
+
+def test_camera_reach_runs_at_toy_size(capsys):
+    from measure import camera_reach
+    r = camera_reach.main(["--train-clips", "2", "--frames", "8", "--test-frames", "8", "--test-clips", "2",
+                           "--steps", "1", "--batch", "2", "--height", "32", "--width", "48", "--channels", "4",
+                           "--features", "8"])
+    assert set(r) == set(camera_reach.ARCHS) and all(0 <= v[8] <= 1 for v in r.values())
+    assert "clip camera accuracy" in capsys.readouterr().out
 
 
 def test_remove_subject_leaves_the_scene_and_labels_none():
@@ -242,3 +280,19 @@ def test_classifier_reuse_renders_every_kth_step(tmp_path, monkeypatch):
     assert with_acc == [1, 3, 5], with_acc  # steps 0, 2, 4 start a batch (logged after the step)
     with pytest.raises(SystemExit):
         train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--reuse", "0"])
+
+
+def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(tmp_path, capsys):
+    import train_classifier
+    run = tmp_path / "run"
+    reach = ["--diff-strides", "1", "4", "--temporal-dilations", "1", "2", "--pool-grid", "2"]
+    train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "2"] + reach)
+    model, state = load_classifier(run / "classifier")
+    assert (model.cfg.diff_strides, model.cfg.temporal_dilations, model.cfg.pool_grid) == ([1, 4], [1, 2], 2)
+    train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "1"] + reach)
+    assert load_classifier(run / "classifier")[1]["step"] == 3
+    with pytest.raises(SystemExit, match="other settings"):
+        train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--pool-grid", "1"])
+    with pytest.raises(SystemExit):
+        train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--diff-strides", "0"])
+    assert load_classifier(run / "classifier")[1]["step"] == 3

@@ -188,3 +188,15 @@ def test_style_of_cut_clip_is_constant():
     for seed in range(300):
         spec = sample_clip(seed, 64, held, cut_prob=0.5)
         assert len({s.style for s in spec.shots}) == 1
+
+
+def test_camera_report_sees_each_move_at_training_length():
+    """What the classifier's camera head relies on: a locked-off camera never moves, every other
+    move shifts the image edge by pixels per frame in a 2 s clip, and a tracking shot holds its
+    subject still on screen while a pan lets it drift."""
+    from world.camera_report import report
+    r = report(32, 120, 128)
+    assert all(r[c]["clips"] > 5 for c in CAMERAS), r
+    assert r["static"]["edge"] == 0.0
+    assert min(r[c]["edge"] for c in ("pan", "zoom", "follow")) > 1.0, r
+    assert r["follow"]["subject"] < 0.5 * r["pan"]["subject"], r
