@@ -4,6 +4,7 @@
   python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps N] [--seconds 15]
   python evaluate.py --reference --classifier runs/main          # rendered clips: the ceiling
   python evaluate.py --write-prompts prompts.jsonl [--in-dist 120 --per-heldout 4 --seconds 15]
+  python evaluate.py --rescore eval.json --prompts prompts.jsonl   # judge saved classes again
 
 Generates one clip per prompt with the PyTorch mirror and the browser's sampler (or, with
 --reference, renders the clip the prompt describes), reads every clip with the attribute classifier,
@@ -65,11 +66,11 @@ def generated(entries, model, tok, chunks, steps, batch, frames):
         yield video[:, :frames]
 
 
-def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_frames: int) -> dict:
+def judge(pred: list[dict], entries: list[dict]) -> tuple[dict, dict]:
+    """Accuracies of clip-level classes `pred` ({attribute: class index} per prompt), and counts."""
     attrs = list(ATTRS)
     idx = {a: {v: i for i, v in enumerate(vs)} for a, vs in ATTRS.items()}
     target = [{a: idx[a][e["attrs"][a]] for a in attrs} for e in entries]
-    pred = [c["pred"] for c in clips]
     held = [i for i, e in enumerate(entries) if e["heldout"]]
     ind = [i for i, e in enumerate(entries) if not e["heldout"]]
     # an attribute the prompt's style hides (a manga clip's colour) is not judged
@@ -78,19 +79,41 @@ def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_f
     acc = lambda ii: accuracy(pick(pred, ii), pick(target, ii), attrs, pick(scored, ii))  # noqa: E731
     # The held-out combination itself: all of its judged attributes right (e.g. subject AND style).
     combo_right = [all(pred[i][a] == target[i][a] for a in entries[i]["heldout"] if a in scored[i]) for i in held]
+    return ({"all": acc(range(len(entries))), "in_distribution": acc(ind), "heldout": acc(held),
+             "heldout_combination": float(np.mean(combo_right)) if held else None},
+            {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held),
+             "not_judged": {a: sum(a not in s for s in scored) for a in attrs}})
+
+
+def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_frames: int) -> dict:
+    accuracy_, counts = judge([c["pred"] for c in clips], entries)
     fl_gen = flicker_summary(np.stack([c["flicker"] for c in clips]), chunk_frames)
     fl_ref = flicker_summary(np.stack([c["flicker"] for c in fresh]), chunk_frames)
+    subject = ATTRS["subject"]
     return {
-        "accuracy": {"all": acc(range(len(entries))), "in_distribution": acc(ind), "heldout": acc(held),
-                     "heldout_combination": float(np.mean(combo_right)) if held else None},
-        "chance": {a: 1 / len(ATTRS[a]) for a in attrs},
+        "accuracy": accuracy_,
+        "chance": {a: 1 / len(ATTRS[a]) for a in ATTRS},
         "frechet": frechet_distance(np.stack([c["feature"] for c in clips]), np.stack([c["feature"] for c in fresh])),
         "persistence": persistence(np.stack([c["subject_frames"] for c in clips]),
-                                   np.array([t["subject"] for t in target]), FPS),
+                                   np.array([subject.index(e["attrs"]["subject"]) for e in entries]), FPS),
         "flicker": {"clips": fl_gen, "rendered": fl_ref, "excess": fl_gen["mean"] - fl_ref["mean"]},
-        "counts": {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held),
-                   "not_judged": {a: sum(a not in s for s in scored) for a in attrs}},
+        "counts": counts,
     }
+
+
+def rescore(path: Path, entries: list[dict]) -> dict:
+    """A result JSON judged again under today's rules, from its per-prompt classes (the other
+    figures need the clips and are kept as they were)."""
+    r = json.loads(Path(path).read_text())
+    per = r.get("per_prompt") or []
+    if [p["prompt"] for p in per] != [e["prompt"] for e in entries]:
+        raise SystemExit(f"{path}: its {len(per)} prompts are not the {len(entries)} of --prompts")
+    try:
+        pred = [{a: ATTRS[a].index(p["pred"][a]) for a in ATTRS} for p in per]
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"{path}: a prediction outside today's classes ({e}); it cannot be judged again")
+    r["accuracy"], r["counts"] = judge(pred, entries)
+    return r
 
 
 def table(r: dict, head: str) -> str:
@@ -132,6 +155,7 @@ def main(argv=None):
                     help="Euler steps per chunk (default: the model's training.sampler_steps, else 2, as the Rust CLI)")
     ap.add_argument("--batch", type=int, default=8, help="clips generated / rendered / classified at once")
     ap.add_argument("--json", help="write the results here (default runs/eval/<generated|reference>.json)")
+    ap.add_argument("--rescore", help="a result JSON of these --prompts: judge its per-prompt classes again")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -143,6 +167,15 @@ def main(argv=None):
         write_prompts(Path(args.write_prompts), entries)
         print(f"wrote {len(entries)} prompts to {args.write_prompts}")
         return None
+    if args.rescore:
+        if not args.prompts:
+            ap.error("--rescore needs the --prompts file the result was made from")
+        r = rescore(Path(args.rescore), entries)
+        print(table(r, f"kinema eval, judged again: {args.rescore} ({r['clips_from']})"))
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+            print(f"wrote {args.json}")
+        return r
     if not args.classifier or not (args.model or args.reference):
         ap.error("give --classifier and --model (or --reference)")
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -214,7 +214,13 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
                  "flicker"] + list(ATTRS):
         assert what in text, what
     ref = evaluate.main(["--reference", "--json", str(tmp_path / "ref.json")] + common)
-    manga = sum(p["attrs"]["style"] == "manga" for p in build_prompts(3, 1, 2))
+    prompts = build_prompts(3, 1, 2)
+    manga = sum(p["attrs"]["style"] == "manga" for p in prompts)
+    # a saved result judged again from its per-prompt classes gives the same figures
+    again = evaluate.rescore(tmp_path / "gen.json", prompts)
+    assert again["accuracy"] == json.loads(json.dumps(gen["accuracy"])) and again["counts"] == gen["counts"]
+    with pytest.raises(SystemExit, match="not the 12 of --prompts"):
+        evaluate.rescore(tmp_path / "gen.json", prompts[1:])
     assert json.loads((tmp_path / "gen.json").read_text())["frechet"] == gen["frechet"]
     for r in (gen, ref):
         counts = dict(r["counts"])
