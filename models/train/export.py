@@ -15,6 +15,7 @@ writes the trained dit/decoder through the same builder. All folders go through 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -102,8 +103,10 @@ def cmd_kinema_tiny(args) -> None:
     if args.checkpoint:
         sd, ckpt_cfg = load_checkpoint(Path(args.checkpoint))
         cfg = ckpt_cfg or cfg
-        # The text encoder is the pretrained MiniLM, always; its shape cannot change.
-        assert cfg.text == KinemaConfig.kinema_tiny().text, cfg.text
+        # The text encoder is the pretrained MiniLM, always; its shape cannot change (how many
+        # tokens of a prompt it reads is a setting of the checkpoint).
+        shape = dataclasses.replace(cfg.text, max_text_tokens=0)
+        assert shape == dataclasses.replace(KinemaConfig.kinema_tiny().text, max_text_tokens=0), cfg.text
         model = Kinema(cfg)
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.startswith("text.")]

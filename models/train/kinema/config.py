@@ -24,7 +24,10 @@ class TextConfig:
     max_positions: int = 512
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
-    max_text_tokens: int = 32
+    # Room for a whole caption, cuts included, within the 128 tokens MiniLM was trained on. At 32,
+    # a third of the eval prompts and every cut clip's training caption lost their last attributes
+    # (style, camera, the later shots). The first trained folder keeps its 32 in its manifest.
+    max_text_tokens: int = 128
 
 
 @dataclass
@@ -101,7 +104,7 @@ class KinemaConfig:
         """The shrunken config of models/fixtures/tiny (ARCHITECTURE.md, "Parity fixtures")."""
         return KinemaConfig(
             video=VideoConfig(width=48, height=32, fps=16),
-            text=TextConfig(hidden=32, layers=2, heads=2, intermediate=64),
+            text=TextConfig(hidden=32, layers=2, heads=2, intermediate=64, max_text_tokens=32),
             dit=DiTConfig(dim=32, depth=2, heads=2, latent_channels=4, latent_height=4,
                           latent_width=6, freq_dim=32, chunk_frames=2, window_chunks=2,
                           rope_split=[4, 6, 6]),

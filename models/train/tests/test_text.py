@@ -32,11 +32,27 @@ def test_matches_sentence_transformers_batched(minilm):
     assert (pooled - ref).abs().max() < 1e-5
 
 
-def test_tokenizer_overrides_padding_and_truncates_to_32(minilm):
+def test_tokenizer_overrides_padding_and_truncates_to_max_text_tokens(minilm):
     _, tok = minilm
     assert tok.ids("") == [101, 102]
-    ids = tok.ids("word " * 100)
-    assert len(ids) == 32 and ids[0] == 101 and ids[-1] == 102
+    ids = tok.ids("word " * 300)
+    limit = KinemaConfig.kinema_tiny().text.max_text_tokens
+    assert len(ids) == limit and ids[0] == 101 and ids[-1] == 102
+
+
+def test_whole_captions_fit_in_what_the_model_reads(minilm):
+    """Truncation drops a caption's last words, and those carry attributes (style, camera, the
+    shot after a cut): every eval prompt and every training caption, cuts included, must fit."""
+    from measure.prompts import build_prompts
+    from world.caption_lengths import lengths, training_captions
+
+    _, tok = minilm
+    limit = KinemaConfig.kinema_tiny().text.max_text_tokens
+    texts = [p["prompt"] for p in build_prompts(120, 4, 15)] + training_captions(600, 0.6)[0]
+    n = lengths(texts)
+    longest = texts[int(n.argmax())]
+    assert n.max() <= limit, longest
+    assert len(tok.ids(longest)) == n.max()
 
 
 def test_committed_minilm_fixture_reproduces():

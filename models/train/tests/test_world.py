@@ -1,11 +1,13 @@
 """The procedural world: determinism, label sanity, physics, caption grammar and held-out combos.
 Renders at reduced resolution (the world is resolution-independent) to stay fast on CPU."""
+import re
+
 import numpy as np
 import pytest
 import torch
 
-from world.captions import (CAMERA_WORDS, MOTION_WORDS, NOUNS, SCENE_WORDS, STYLE_WORDS, TIME_WORDS,
-                            WEATHER_WORDS, caption_clip, caption_shot)
+from world.captions import (CAMERA_SHOTS, CAMERA_WORDS, CUT_WORDS, MOTION_WORDS, NOUNS, SCENE_WORDS, STYLE_WORDS,
+                            TIME_WORDS, WEATHER_WORDS, caption_clip, caption_shot)
 from world.clips import render_clips, sample_batch
 from world.sim import simulate
 from world.spec import (CAMERAS, MOTIONS, SCENES, STYLES, SUBJECT_SCENES, SUBJECTS, TIMES, WEATHERS, Shot,
@@ -181,6 +183,36 @@ def test_captions_vary_and_cut_clips_get_per_chunk_captions():
             assert all(s.frames % 16 == 0 for s in spec.shots)
             found = True
     assert found
+
+
+def test_captions_are_grammatical_sentences():
+    """A camera clause ("the camera follows it") never heads an "of" phrase, only a shot noun
+    ("tracking shot of a cat running"), and a cut is a sentence of its own followed by the next
+    shot's caption as written (not "The camera follows it of a ball ..." or "Cut to a bird is
+    flying ...")."""
+    held = load_heldout()
+    heads = {"video"} | {c.format(pd=d, zd=z).lower() for cs in CAMERA_SHOTS.values() for c in cs
+                         for d in ("left", "right") for z in ("in", "out")}
+    cuts = 0
+    for seed in range(1500):
+        spec = sample_clip(seed, 64, held, cut_prob=0.5)
+        cap = caption_clip(spec, np.random.default_rng(seed), full=seed % 2 == 0)
+        for shot in cap["shots"]:
+            assert not shot[0].islower() and shot.endswith("."), shot
+            for sentence in re.split(r"(?<=\.)\s+", shot):
+                m = re.match(r"(.+?) of an? ", sentence)
+                if m and ":" not in m.group(1):
+                    assert m.group(1).lower() in heads, sentence
+        rest = cap["text"]
+        assert rest.startswith(cap["shots"][0])
+        rest = rest[len(cap["shots"][0]):]
+        for shot in cap["shots"][1:]:
+            joint = next((w for w in CUT_WORDS if rest.startswith(f" {w} {shot}")), None)
+            assert joint is not None and joint.endswith("."), cap["text"]
+            rest = rest[len(f" {joint} {shot}"):]
+            cuts += 1
+        assert rest == ""
+    assert cuts > 100
 
 
 def test_style_of_cut_clip_is_constant():

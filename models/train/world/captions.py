@@ -63,12 +63,21 @@ TIME_WORDS = {"day": ["during the day", "in daylight", "in the daytime"], "sunse
               "night": ["at night", "at nighttime", "under the night sky"]}
 WEATHER_WORDS = {"clear": ["under a clear sky", "in clear weather"], "snow": ["while snow falls", "in falling snow", "as it snows"],
                  "rain": ["in the rain", "while it rains", "in a rainstorm"], "fog": ["in thick fog", "on a foggy day", "in the mist"]}
-CAMERA_WORDS = {
-    "static": ["static shot", "the camera stays still", "fixed camera", "locked-off shot"],
-    "pan": ["the camera pans {pd}", "panning shot to the {pd}", "slow pan {pd}"],
-    "zoom": ["the camera zooms {zd}", "slow zoom {zd}", "zooming {zd}"],
-    "follow": ["tracking shot", "the camera follows it", "follow cam"],
+# Noun phrases can head "<phrase> of a red ball bouncing ..." and stand alone; clauses ("the
+# camera pans left") are sentences, so they never head an "of" phrase.
+CAMERA_SHOTS = {
+    "static": ["static shot", "fixed-camera shot", "locked-off shot"],
+    "pan": ["panning shot to the {pd}", "slow pan {pd}"],
+    "zoom": ["slow zoom {zd}", "zoom-{zd} shot"],
+    "follow": ["tracking shot", "follow cam", "follow shot"],
 }
+CAMERA_CLAUSES = {
+    "static": ["the camera stays still"],
+    "pan": ["the camera pans {pd}"],
+    "zoom": ["the camera zooms {zd}", "zooming {zd}"],
+    "follow": ["the camera follows it"],
+}
+CAMERA_WORDS = {c: CAMERA_SHOTS[c] + CAMERA_CLAUSES[c] for c in CAMERA_SHOTS}
 STYLE_WORDS = {
     "flat": ["flat vector illustration", "flat cartoon style", "simple flat colors"],
     "manga": ["manga ink style", "black and white manga", "drawn like a manga panel"],
@@ -76,7 +85,8 @@ STYLE_WORDS = {
     "pixel": ["pixel art", "8-bit pixel art", "retro pixel style"],
     "neon": ["neon glow", "glowing neon lines", "neon outline style"],
 }
-CUT_WORDS = ["Then it cuts to", "Cut to", "Next shot:", "The scene cuts to"]
+# Whole sentences: the next shot's caption follows as a sentence of its own.
+CUT_WORDS = ["Then it cuts to another shot.", "Cut to a new shot.", "The scene cuts.", "Then comes a new shot."]
 
 
 def _pick(rng, xs):
@@ -117,15 +127,16 @@ def caption_shot(shot: Shot, rng: np.random.Generator, full: bool = False) -> st
         tails.append(_pick(rng, WEATHER_WORDS[shot.weather]))
     order = rng.permutation(len(tails))
     tails = [tails[i] for i in order]
+    form = int(rng.integers(3))
     cam = None
     if full or rng.random() < 0.8:
-        cam = _pick(rng, CAMERA_WORDS[shot.camera]).format(pd="right" if shot.pan_dir > 0 else "left",
-                                                            zd="in" if shot.zoom_dir > 0 else "out")
+        words = CAMERA_SHOTS if form == 2 else CAMERA_WORDS
+        cam = _pick(rng, words[shot.camera]).format(pd="right" if shot.pan_dir > 0 else "left",
+                                                    zd="in" if shot.zoom_dir > 0 else "out")
     sty = None
     if full or shot.style != "flat" or rng.random() < 0.4:
         sty = _pick(rng, STYLE_WORDS[shot.style])
 
-    form = int(rng.integers(3))
     if form == 0:  # "A red ball bounces slowly on a beach at night. Static shot, pixel art."
         core = " ".join(w for w in [np_, fin, sp if rng.random() < 0.5 else "", *adv, *tails] if w)
         extra = ", ".join(w for w in [cam, sty] if w)
@@ -153,7 +164,7 @@ def caption_clip(spec: ClipSpec, rng: np.random.Generator, full: bool = False) -
     shots = [caption_shot(s, rng, full) for s in spec.shots]
     text = shots[0]
     for c in shots[1:]:
-        text += f" {_pick(rng, CUT_WORDS)} {c[0].lower() + c[1:]}"
+        text += f" {_pick(rng, CUT_WORDS)} {c}"
     chunks = []
     for s, c in zip(spec.shots, shots):
         chunks += [c] * max(1, s.frames // CHUNK_FRAMES)
