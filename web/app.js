@@ -254,6 +254,16 @@ function showStats(s) {
     encode: 'Finishing the video file…',
   }[s.stage];
   if (status) $('gen-status').textContent = status;
+  showUnreadPrompt(s);
+}
+
+/** A prompt longer than the model reads loses its end; say which words, or they vanish unseen. */
+function showUnreadPrompt(s) {
+  const note = $('prompt-unread');
+  note.hidden = !s.unreadPrompt;
+  if (s.unreadPrompt) {
+    note.textContent = `The model reads the first ${s.promptTokenLimit} tokens of a prompt (about as many words), so it did not read “…${s.unreadPrompt}”. Put what matters most first.`;
+  }
 }
 
 // ------------------------------------------------------------------ generating
@@ -291,6 +301,7 @@ async function run(settings) {
   $('player').removeAttribute('src');
   $('preview').hidden = false;
   $('download').hidden = true;
+  $('prompt-unread').hidden = true;
   $('clip-info').textContent = `seed ${seed}`;
   $('output').dataset.seed = String(seed);
   preview.reset();

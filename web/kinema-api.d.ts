@@ -125,6 +125,14 @@ export interface GenerationStats {
   chunk: number;
   step: number;
   steps: number;
+  /**
+   * The end of the prompt the model did not read: it reads `promptTokenLimit` tokens (about as
+   * many words), and a longer prompt loses its last words. null when it read the whole prompt or
+   * before the prompt is read.
+   */
+  unreadPrompt: string | null;
+  /** Tokens of a prompt the model reads (null before the prompt is read). */
+  promptTokenLimit: number | null;
 }
 
 export interface GenerateOptions {

@@ -275,6 +275,8 @@ export class Generation {
     this.firstFrameAt = null;
     this.stepMs = [];
     this.stage = 'text';
+    this.unreadPrompt = null;
+    this.promptTokenLimit = null;
     this.finished = false;
     this.encoder = null;
     this.encoding = Promise.resolve();
@@ -321,6 +323,8 @@ export class Generation {
       chunk: this.currentChunk ?? 0,
       step: this.currentStep ?? 0,
       steps: this.settings.steps,
+      unreadPrompt: this.unreadPrompt,
+      promptTokenLimit: this.promptTokenLimit,
     };
   }
 
@@ -330,6 +334,8 @@ export class Generation {
     switch (m.type) {
       case 'text':
         this.textDoneAt = performance.now();
+        this.unreadPrompt = m.unread ?? null;
+        this.promptTokenLimit = m.tokenLimit ?? null;
         this.stage = 'denoise';
         this.onProgress(this.stats());
         break;

@@ -16,14 +16,18 @@ export const PRESETS = Object.freeze([
 ]);
 export const DEFAULT_STEPS = 3;
 
-/** Styles: the words are appended to the prompt, so the text encoder sees them like any prompt. */
+/**
+ * Styles: the words lead the prompt ("pixel art: a cat …"), a shape the model's training captions
+ * use, in the captions' own words, and a prompt longer than the model reads loses its end, not
+ * the style the visitor picked.
+ */
 export const STYLES = Object.freeze([
   { id: 'none', label: 'None', words: '' },
-  { id: 'flat', label: 'Flat', words: 'flat illustration, flat colors' },
-  { id: 'manga', label: 'Manga ink', words: 'manga ink drawing, black and white' },
-  { id: 'vangogh', label: 'Van Gogh', words: 'in the style of Van Gogh, oil painting' },
+  { id: 'flat', label: 'Flat', words: 'flat cartoon style' },
+  { id: 'manga', label: 'Manga ink', words: 'black and white manga' },
+  { id: 'vangogh', label: 'Van Gogh', words: 'in the style of Van Gogh' },
   { id: 'pixel', label: 'Pixel art', words: 'pixel art' },
-  { id: 'neon', label: 'Neon', words: 'neon lights, glowing' },
+  { id: 'neon', label: 'Neon', words: 'glowing neon lines' },
 ]);
 
 /**
@@ -40,11 +44,11 @@ export function randomSeed() {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** The prompt the model sees: the visitor's words, then the style's. */
+/** The prompt the model sees: the style's words, then the visitor's. */
 export function fullPrompt(prompt, styleId) {
   const style = STYLES.find((s) => s.id === styleId);
   const text = prompt.trim();
-  return style && style.words ? `${text}, ${style.words}` : text;
+  return style && style.words ? `${style.words}: ${text}` : text;
 }
 
 /** Problems with a prompt, as sentences for the visitor; empty when it is fine. */

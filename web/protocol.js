@@ -79,6 +79,9 @@
  * @property {'text'} type
  * @property {number} id
  * @property {number} ms
+ * @property {string | null} unread  the end of the prompt past the model's token limit, which it
+ *   did not read; null when it read the whole prompt
+ * @property {number} tokenLimit  tokens of a prompt the model reads
  */
 
 /**

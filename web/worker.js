@@ -134,7 +134,7 @@ async function generate(msg) {
   const onEvent = (event) => {
     switch (event.type) {
       case 'text':
-        post('text', { id, ms: event.ms });
+        post('text', { id, ms: event.ms, unread: event.unread ?? null, tokenLimit: event.tokenLimit });
         break;
       case 'step':
         post('step', { id, chunk: event.chunk, step: event.step, steps: event.steps, ms: event.ms });

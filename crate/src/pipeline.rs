@@ -115,8 +115,13 @@ impl ChunkFrames {
 /// What the caller hears while a clip is made.
 #[derive(Debug)]
 pub enum GenerationEvent {
-    /// The prompt is encoded.
-    TextEncoded { ms: f64 },
+    /// The prompt is encoded. `unread` is the end of the prompt past the model's `token_limit`,
+    /// which the model did not read (`None`: it read the whole prompt).
+    TextEncoded {
+        ms: f64,
+        unread: Option<String>,
+        token_limit: usize,
+    },
     /// One Euler step of a chunk finished.
     Step {
         chunk: usize,
@@ -230,13 +235,18 @@ impl KinemaModel {
         ];
 
         let stage = Instant::now();
+        let unread = self.tokenizer.unread_tail(&request.prompt)?;
         let text = self.encode_prompt(&request.prompt)?;
         let text = self.dit.prepare_text(&text);
         if let Some((k, _)) = text_sync_handle(&text) {
             sync(&k).await?;
         }
         let text_ms = millis_since(stage);
-        on_event(GenerationEvent::TextEncoded { ms: text_ms });
+        on_event(GenerationEvent::TextEncoded {
+            ms: text_ms,
+            unread,
+            token_limit: self.tokenizer.max_tokens(),
+        });
 
         let mut report = GenerationReport {
             text_ms,

@@ -54,7 +54,7 @@ describe('the page with a stand-in worker', () => {
     assert.equal(load.manifestId, 'kinema-test');
     assert.equal(Object.keys(load.files).length, 5);
     const gen = log.find((m) => m.type === 'generate');
-    assert.deepEqual({ prompt: gen.prompt, seed: gen.seed, seconds: gen.seconds, steps: gen.steps }, { prompt: 'a red fox, pixel art', seed: 42, seconds: 2, steps: 2 });
+    assert.deepEqual({ prompt: gen.prompt, seed: gen.seed, seconds: gen.seconds, steps: gen.steps }, { prompt: 'pixel art: a red fox', seed: 42, seconds: 2, steps: 2 });
 
     // Progress and figures.
     assert.match(await page.textContent('#load-text'), /kinema-test is ready \(downloaded 0\.9 MB\)/);
@@ -305,6 +305,7 @@ describe('the page with the real worker and a real model', () => {
     assert.ok(shownWhileGenerating < 32, `only ${shownWhileGenerating} of 32 frames were drawn before the end`);
     assert.match(await page.textContent('#load-text'), /kinema-parity-tiny is ready .*not trained yet, so clips show noise/);
     assert.equal(await page.textContent('#stat-frames'), '32 of 32');
+    assert.equal(await page.isVisible('#prompt-unread'), false, 'a short prompt is read whole');
 
     const info = await downloadedClip(page);
     assert.equal(info.codec, 'avc');
@@ -341,9 +342,12 @@ describe('the page with the real worker and a real model', () => {
     await waitRun(page, 'cancelled', 5_000);
     assert.ok((await framesShown(page)) < 128, 'the clip stopped before its end');
     await page.fill('#seconds', '1');
+    // A prompt longer than the tiny model's 32 tokens: the page names the words it did not read.
+    await page.fill('#prompt', 'a skier in a red outfit jumps off a ramp on a snowy mountain at sunset while snow falls and the camera follows her down the slope past the pine trees, painted in the style of van gogh');
     await page.click('#generate');
     await waitRun(page, 'done', 180_000);
     assert.equal(await page.textContent('#stat-frames'), '16 of 16');
+    assert.match(await page.textContent('#prompt-unread'), /reads the first 32 tokens .* did not read “…trees, painted in the style of van gogh”/);
     assert.deepEqual(problems, []);
     await context.close();
   });

@@ -44,13 +44,13 @@ describe('URL parameters', () => {
     assert.equal(parseParams('?seconds=15&seed=4294967295&steps=fast&seed=random').problems.length, 0);
   });
 
-  test('prompts: empty and over-long are refused with a reason; styles append their words', () => {
+  test('prompts: empty and over-long are refused with a reason; a style leads the prompt with its words', () => {
     assert.match(checkPrompt('   ')[0], /Type a prompt/);
     assert.match(checkPrompt('x'.repeat(301))[0], /301 characters long; the limit is 300/);
     assert.deepEqual(checkPrompt('x'.repeat(300)), []);
     assert.equal(fullPrompt(' a cat ', 'none'), 'a cat');
-    assert.equal(fullPrompt('a cat', 'pixel'), 'a cat, pixel art');
-    assert.equal(fullPrompt('a cat', 'vangogh'), 'a cat, in the style of Van Gogh, oil painting');
+    assert.equal(fullPrompt('a cat', 'pixel'), 'pixel art: a cat');
+    assert.equal(fullPrompt('a cat', 'vangogh'), 'in the style of Van Gogh: a cat');
   });
 
   test('download names come from prompt and seed', () => {

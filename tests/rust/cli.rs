@@ -72,11 +72,40 @@ fn generate_writes_a_y4m_clip() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert!(stdout.contains("wrote 16 frames"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        !stderr.contains("did not read"),
+        "a short prompt is read whole: {stderr}"
+    );
     let bytes = std::fs::read(&out).unwrap();
     let header = b"YUV4MPEG2 W48 H32 F16:1 Ip A1:1 C444\n";
     assert_eq!(&bytes[..header.len()], header);
     assert_eq!(bytes.len(), header.len() + 16 * (6 + 3 * 48 * 32));
     assert_eq!(std::fs::read_dir(&png_dir).unwrap().count(), 16);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_prompt_longer_than_the_model_reads_is_named_not_silently_cut() {
+    let dir = scratch("long");
+    let out = dir.join("clip.y4m");
+    let model = tiny_dir();
+    let prompt = "a skier in a red outfit jumps off a ramp on a snowy mountain at sunset while \
+                  snow falls and the camera follows her down the slope past the pine trees, \
+                  painted in the style of van gogh";
+    let result = kinema(&generate_args(
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        prompt,
+        "1",
+    ));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the model reads the first 32 tokens")
+            && stderr.contains("did not read \"trees, painted in the style of van gogh\""),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -55,3 +55,28 @@ fn real_minilm_matches_sentence_transformers() {
         );
     }
 }
+
+#[test]
+fn the_unread_tail_is_exactly_what_truncation_drops() {
+    let json = std::fs::read(common::tiny_dir().join("tokenizer.json")).unwrap();
+    let tokenizer = TextTokenizer::from_bytes(&json, 32).unwrap();
+    assert_eq!(tokenizer.max_tokens(), 32);
+    let short = "a red ball bounces on a beach at night";
+    assert_eq!(tokenizer.unread_tail(short).unwrap(), None);
+    let long = "a skier in a red outfit jumps off a ramp on a snowy mountain at sunset while \
+                snow falls and the camera follows her down the slope past the pine trees, \
+                painted in the style of van gogh";
+    let tail = tokenizer
+        .unread_tail(long)
+        .unwrap()
+        .expect("a long prompt is cut");
+    assert!(long.ends_with(&tail) && !tail.is_empty(), "{tail:?}");
+    let read = long[..long.len() - tail.len()].trim_end();
+    // What is left once the tail is removed is read whole, and it is all the model reads.
+    assert_eq!(tokenizer.unread_tail(read).unwrap(), None);
+    assert_eq!(
+        tokenizer.encode(read).unwrap(),
+        tokenizer.encode(long).unwrap()
+    );
+    assert_eq!(tokenizer.encode(long).unwrap().len(), 32);
+}

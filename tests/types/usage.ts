@@ -21,7 +21,10 @@ export async function demo(canvas: HTMLCanvasElement): Promise<Clip | null> {
     steps: 3,
     style: 'pixel',
     onFrames: (b: FrameBatch) => b.frames.forEach((f) => ctx.putImageData(new ImageData(f, b.width, b.height), 0, 0)),
-    onProgress: (s: GenerationStats) => console.log(s.framesDone, s.framesTotal, s.etaMs ?? 'estimating', s.timeToFirstFrameMs),
+    onProgress: (s: GenerationStats) => {
+      console.log(s.framesDone, s.framesTotal, s.etaMs ?? 'estimating', s.timeToFirstFrameMs);
+      if (s.unreadPrompt !== null) console.warn(`not read past ${s.promptTokenLimit ?? '?'} tokens: ${s.unreadPrompt}`);
+    },
   });
   for await (const batch of gen.frames()) console.log(batch.index, batch.firstFrame, batch.timings.decodeMs);
   try {

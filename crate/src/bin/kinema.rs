@@ -230,7 +230,19 @@ fn generate(
             &request,
             &CancelFlag::new(),
             &mut |event| match event {
-                GenerationEvent::TextEncoded { ms } => say(format!("text: {ms:.1} ms")),
+                GenerationEvent::TextEncoded {
+                    ms,
+                    unread,
+                    token_limit,
+                } => {
+                    say(format!("text: {ms:.1} ms"));
+                    if let Some(unread) = unread {
+                        say(format!(
+                            "note: the model reads the first {token_limit} tokens of a prompt; \
+                             it did not read \"{unread}\""
+                        ));
+                    }
+                }
                 GenerationEvent::Step { chunk, .. } => {
                     bar.set_message(format!("{}/{}", chunk + 1, request.chunks));
                     bar.inc(1);

@@ -83,7 +83,8 @@ impl Generator {
     }
 
     /// Generates `seconds` of video with `steps` Euler steps per chunk. `onEvent` receives, in
-    /// order, `{type:'text', ms}`, `{type:'step', chunk, step, steps, ms}`, `{type:'cache',
+    /// order, `{type:'text', ms, unread, tokenLimit}` (`unread`: the end of the prompt past
+    /// the model's token limit, or null), `{type:'step', chunk, step, steps, ms}`, `{type:'cache',
     /// chunk, ms}` and `{type:'chunk', index, firstFrame, width, height, frames: Uint8Array[]
     /// (RGBA8, one per frame), denoiseStepsMs, decodeMs, cacheFillMs}`. Resolves to
     /// `{frames, totalMs, textMs}`; rejects with "generation cancelled" after `cancel()`.
@@ -184,9 +185,19 @@ fn set(target: &Object, key: &str, value: impl Into<JsValue>) {
 fn event_to_js(event: &GenerationEvent) -> JsValue {
     let out = Object::new();
     match event {
-        GenerationEvent::TextEncoded { ms } => {
+        GenerationEvent::TextEncoded {
+            ms,
+            unread,
+            token_limit,
+        } => {
             set(&out, "type", "text");
             set(&out, "ms", *ms);
+            set(
+                &out,
+                "unread",
+                unread.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+            );
+            set(&out, "tokenLimit", *token_limit as f64);
         }
         GenerationEvent::Step {
             chunk,

@@ -215,6 +215,20 @@ def test_captions_are_grammatical_sentences():
     assert cuts > 100
 
 
+def test_the_pages_style_words_are_the_training_captions_words():
+    """The page's style menu puts its words in front of the visitor's prompt; they must be words
+    the model was trained on for that style, in the shape "pixel art: …" the grammar also writes."""
+    from pathlib import Path
+
+    params = (Path(__file__).resolve().parents[3] / "web" / "params.js").read_text()
+    styles = dict(re.findall(r"\{ id: '(\w+)', label: '[^']*', words: '([^']*)' \}", params))
+    assert set(styles) == set(STYLES) | {"none"}, styles
+    assert styles.pop("none") == ""
+    for style, words in styles.items():
+        assert words.lower() in {w.lower() for w in STYLE_WORDS[style]}, (style, words)
+    assert re.search(r"`\$\{style\.words\}: \$\{text\}`", params)
+
+
 def test_style_of_cut_clip_is_constant():
     held = load_heldout()
     for seed in range(300):
