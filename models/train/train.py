@@ -214,11 +214,13 @@ def image_grad_l1(a, b):
     return (dxa - dxb).abs().mean() + (dya - dyb).abs().mean()
 
 
-def autoencoder_loss(net, video, ae_noise: float, latent_reg_weight: float, autocast):
+def autoencoder_loss(net, video, ae_noise: float, latent_reg_weight: float, autocast,
+                     train_encoder: bool = True):
     """Encoder + decoder, with noise on the decoder's input so it forgives the DiT. The loss reads
     the decoder's raw output (see Decoder.forward); the PSNR what the clamped one shows."""
     with autocast():
-        z = net["encoder"](video)
+        with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
+            z = net["encoder"](video)
         sigma = torch.rand(z.shape[0], 1, 1, 1, 1, device=z.device) * ae_noise
         rec = net["decoder"](z + sigma * torch.randn_like(z), clamp=False)
     rec = rec.float()
@@ -306,9 +308,21 @@ class Trainer:
 
         # ---- modules
         if self.stage == "autoencoder":
+            # A DiT learns the encoder's latent space; changing the encoder afterwards would throw
+            # its training away. The decoder alone can keep improving.
+            dits = [d for d in ("flow", "shortcut") if has_checkpoint(self.run / d)]
+            if dits and not a.freeze_encoder:
+                raise SystemExit(f"{self.run}: {' and '.join(dits)} learned this encoder's latents; training "
+                                 "the encoder would invalidate them. Pass --freeze-encoder to train the "
+                                 "decoder alone, or move those folders away to start the DiT over.")
+            if a.freeze_encoder and not init_sd:
+                raise SystemExit(f"--freeze-encoder keeps a trained encoder, and {self.ckdir} has none")
             net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
             if init_sd:
                 net.load_state_dict({k: v for k, v in init_sd.items()}, strict=True)
+            if a.freeze_encoder:
+                net["encoder"].requires_grad_(False)
+                print("encoder frozen: training the decoder alone")
         else:
             ae = self.load_prev("ae", ("encoder.",))
             self.encoder = Encoder(cfg.decoder)
@@ -328,11 +342,12 @@ class Trainer:
             fwd = {k: torch.compile(m) for k, m in net.items()}
         decay, no_decay = [], []
         for n, p in net.named_parameters():
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                 lr=self.lr, betas=(0.9, 0.99), eps=1e-8, fused=self.device.type == "cuda")
-        nparams = sum(p.numel() for p in net.parameters())
-        print(f"{self.stage}: {nparams / 1e6:.2f} M params, batch {self.batch} x {self.frames} frames "
+        nparams = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        print(f"{self.stage}: {nparams / 1e6:.2f} M trained params, batch {self.batch} x {self.frames} frames "
               f"at {self.W}x{self.H}, device {dev}, lr {self.lr}")
 
         # with --reuse K, step s trains on rendered batch s // K (fresh noise, timesteps and caption
@@ -413,6 +428,7 @@ class Trainer:
               "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames, "reuse": self.args.reuse,
               "batch_groups": self.args.batch_groups,
               "guidance": self.args.guidance if self.stage == "shortcut" else None,
+              "encoder_frozen": bool(self.args.freeze_encoder) if self.stage == "autoencoder" else None,
               "sessions": prev_state.get("sessions", 0) + 1}
         save_checkpoint(self.ckdir, sd, st)
         print(f"saved {self.ckdir} at step {step}", flush=True)
@@ -427,7 +443,8 @@ class Trainer:
             return self.encoder(video).float()
 
     def loss_autoencoder(self, net, ema, video, caps):
-        return autoencoder_loss(net, video, self.args.ae_noise, self.args.latent_reg, self.autocast)
+        return autoencoder_loss(net, video, self.args.ae_noise, self.args.latent_reg, self.autocast,
+                                train_encoder=not self.args.freeze_encoder)
 
     def _latents_text(self, z0, caps):
         drop = torch.rand(len(caps)) < self.args.caption_dropout
@@ -603,6 +620,8 @@ def main(argv=None):
     ap.add_argument("--guidance", type=float, default=3.0, help="CFG scale baked in by the shortcut stage")
     ap.add_argument("--ae-noise", type=float, default=0.3, help="max std of noise on the decoder's input latents")
     ap.add_argument("--latent-reg", type=float, default=0.05)
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="autoencoder: train the decoder alone, keeping the latent space a DiT learned")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--out", default=None, help="export: model folder to write")
     ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 HERE = Path(__file__).resolve().parents[1]
@@ -67,6 +68,29 @@ def test_toy_end_to_end(tmp_path):
     assert info["sampler_steps"] == folder_info["sampler_steps"] == manifest["training"]["sampler_steps"] == 4
     clips = [generate(m, tok, ["a red ball bouncing"], [3], 2, 2) for m in (from_run, from_folder)]
     assert torch.equal(clips[0], clips[1])
+
+
+def test_once_a_dit_exists_only_the_decoder_trains(tmp_path):
+    """A DiT learns the encoder's latent space, so after flow has trained, the autoencoder stage
+    refuses to move the encoder; --freeze-encoder trains the decoder alone and keeps the encoder
+    bit for bit."""
+    from train_io import load_checkpoint
+    run = tmp_path / "run"
+    with pytest.raises(AssertionError, match="has none"):
+        _run("autoencoder", "--run", str(run), "--steps", "1", "--freeze-encoder")
+    _run("autoencoder", "--run", str(run), "--steps", "2")
+    _run("flow", "--run", str(run), "--steps", "1")
+    before, _ = load_checkpoint(run / "ae")
+    with pytest.raises(AssertionError, match="flow learned this encoder's latents"):
+        _run("autoencoder", "--run", str(run), "--steps", "1")
+    _run("autoencoder", "--run", str(run), "--steps", "2", "--freeze-encoder")
+    after, state = load_checkpoint(run / "ae")
+    assert state["step"] == 4 and state["encoder_frozen"] is True
+    enc = [k for k in before if k.startswith("encoder.")]
+    dec = [k for k in before if k.startswith("decoder.")]
+    assert enc and dec
+    assert all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in dec)
 
 
 def test_autoencoder_loss_reaches_pixels_outside_the_clamp():
