@@ -202,8 +202,10 @@ def main(argv=None):
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
         source = generated(entries, model, tok, chunks, steps, args.batch, frames)
+        cut = sum(tok.is_cut(e["prompt"]) for e in entries)
         desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "
-                f"({steps_from}), {chunks} chunks")
+                f"({steps_from}), {chunks} chunks; {cut} of {len(entries)} prompts longer than the "
+                f"{model.cfg.text.max_text_tokens} tokens it reads")
     clips = [c for video in source for c in read_clips(clf, video)]
     t_clips = time.time() - t0
     fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
@@ -212,6 +214,7 @@ def main(argv=None):
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
               "frames": frames, "size": [W, H], "steps": None if args.reference else steps,
+              "prompts_cut": None if args.reference else cut,
               "feature_dim": clf.cfg.features, "device": str(dev),
               "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},
               "per_prompt": [{"prompt": e["prompt"], "heldout": e["heldout"],

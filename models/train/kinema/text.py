@@ -30,6 +30,10 @@ class PromptTokenizer:
     def ids(self, text: str) -> list[int]:
         return self.tok.encode(text).ids
 
+    def is_cut(self, text: str) -> bool:
+        """Whether truncation drops the end of `text` (the model never reads those words)."""
+        return bool(self.tok.encode(text).overflowing)
+
     def batch(self, texts: list[str]):
         """ids [B, L] long (0-padded) and mask [B, L] bool."""
         seqs = [self.ids(t) for t in texts]

@@ -215,6 +215,11 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
         assert what in text, what
     ref = evaluate.main(["--reference", "--json", str(tmp_path / "ref.json")] + common)
     prompts = build_prompts(3, 1, 2)
+    # the eval says how many prompts the model could not read to the end (the fixture reads 32)
+    from world.caption_lengths import lengths
+    long = int((lengths([p["prompt"] for p in prompts]) > 32).sum())
+    assert gen["prompts_cut"] == long and ref["prompts_cut"] is None
+    assert f"{long} of 13 prompts longer than the 32 tokens it reads" in text
     manga = sum(p["attrs"]["style"] == "manga" for p in prompts)
     # a saved result judged again from its per-prompt classes gives the same figures
     again = evaluate.rescore(tmp_path / "gen.json", prompts)
