@@ -80,7 +80,7 @@ def train(args) -> int:
     step, sessions = 0, 0
     torch.manual_seed(args.seed * 1000 + SALT)  # the initial weights
     reach = {k: v for k, v in (("diff_strides", args.diff_strides), ("temporal_dilations", args.temporal_dilations),
-                                ("pool_grid", args.pool_grid)) if v is not None}
+                                ("pool_grid", args.pool_grid), ("motion_probe", args.motion_probe)) if v is not None}
     if has_checkpoint(ckdir):
         model, state = load_classifier(ckdir, dev)
         step, sessions = state["step"], state["sessions"]
@@ -153,6 +153,8 @@ def main(argv=None):
     ap.add_argument("--temporal-dilations", type=int, nargs="+",
                     help="a fresh classifier's temporal convs, one per dilation (default 1 1)")
     ap.add_argument("--pool-grid", type=int, help="a fresh classifier's pooling grid (default 1: whole frame)")
+    ap.add_argument("--motion-probe", action="store_const", const=True, default=None,
+                    help="a fresh classifier reads measure/motion_probe.py's camera-move errors too")
     args = ap.parse_args(argv)
     if args.reuse < 1:
         ap.error("--reuse takes a whole number >= 1")

@@ -27,6 +27,7 @@ ARCHS = {
     "default (diff 1; temporal 1,1)": dict(diff_strides=[1], temporal_dilations=[1, 1]),
     "long (diff 1,4; temporal 1,2,4,8)": dict(diff_strides=[1, 4], temporal_dilations=[1, 2, 4, 8]),
     "long + 2x2 pooling": dict(diff_strides=[1, 4], temporal_dilations=[1, 2, 4, 8], pool_grid=2),
+    "default + motion probe": dict(motion_probe=True),
 }
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from train_io import has_checkpoint, load_checkpoint, save_checkpoint
 
 from .attributes import ATTRS
+from .motion_probe import motion_probe, probe_dim
 
 
 @dataclass
@@ -41,6 +42,9 @@ class ClassifierConfig:
     # frame) beside the whole-frame max. A zoom moves the two halves of the frame in opposite
     # directions, which a whole-frame average of direction-sensitive features cancels out.
     pool_grid: int = 1
+    # measure/motion_probe.py: block-matching errors of candidate camera moves per frame, added to
+    # the per-frame features through one linear layer.
+    motion_probe: bool = False
 
     @staticmethod
     def toy() -> "ClassifierConfig":
@@ -73,6 +77,8 @@ class AttributeClassifier(nn.Module):
                                     _block(4 * c, 4 * c, 2))
         # average and max pooling: a small subject's colour survives the max, the scene the mean
         self.proj = nn.Linear(4 * c * (1 + cfg.pool_grid ** 2), cfg.features)
+        if cfg.motion_probe:
+            self.motion = nn.Linear(probe_dim(), cfg.features)
         self.temporal = nn.Sequential(*[TemporalBlock(cfg.features, dilation=d) for d in cfg.temporal_dilations])
         self.heads = nn.ModuleDict({a: nn.Linear(cfg.features, len(v)) for a, v in self.attrs.items()})
 
@@ -100,8 +106,10 @@ class AttributeClassifier(nn.Module):
             g = self.cfg.pool_grid
             mean = h.mean((2, 3)) if g == 1 else F.adaptive_avg_pool2d(h, g).flatten(1)
             parts.append(self.proj(torch.cat([mean, h.amax((2, 3))], dim=1)))
-        h = torch.cat(parts).view(B, T, -1).transpose(1, 2)
-        return self.temporal(h).transpose(1, 2)
+        h = torch.cat(parts).view(B, T, -1)
+        if self.cfg.motion_probe:
+            h = h + self.motion(motion_probe(x.view(B, T, *x.shape[1:])[:, :, :3]))
+        return self.temporal(h.transpose(1, 2)).transpose(1, 2)
 
     def forward(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""

@@ -82,7 +82,7 @@ def test_classifier_reach_options_and_checkpoints_from_before_them(tmp_path):
     assert old.frames[0][0].in_channels == 6 and len(old.temporal) == 2
     save_classifier(tmp_path / "clf", old, {"step": 7})
     state = json.loads((tmp_path / "clf" / "state.json").read_text())
-    for k in ("diff_strides", "temporal_dilations", "pool_grid"):
+    for k in ("diff_strides", "temporal_dilations", "pool_grid", "motion_probe"):
         del state["config"][k]
     (tmp_path / "clf" / "state.json").write_text(json.dumps(state))
     back, _ = load_classifier(tmp_path / "clf")
@@ -99,6 +99,38 @@ def test_classifier_reach_options_and_checkpoints_from_before_them(tmp_path):
     assert feats.shape == (2, 6, cfg.features) and logits["camera"].shape == (2, 6, len(ATTRS["camera"]))
     assert net(video[:, :2])[1].shape == (2, 2, cfg.features)  # shorter than the stride: no error
     assert [m.conv.dilation[0] for m in net.temporal] == [1, 2, 4, 8]
+
+
+def test_motion_probe_reads_pan_zoom_and_stillness():
+    """The probe's lowest match error names the camera's move: the shift of a pan, no shift for a
+    locked-off camera, a zoom factor (not a shift) for a zoom, and a still centre with a moving
+    border for a tracking shot."""
+    import torch.nn.functional as F
+
+    from measure.motion_probe import SHIFTS, ZOOMS, motion_probe
+    K = len(SHIFTS) + len(ZOOMS) + 1
+    g = torch.Generator().manual_seed(0)
+    world = F.avg_pool2d(torch.rand(1, 3, 120, 200, generator=g), 3, 1, 1)
+
+    def best(clip, region):
+        p = motion_probe(clip)[0, 2].view(3, K)[region, :-1]
+        return (SHIFTS + [("zoom", z) for z in ZOOMS])[int(p.argmin())]
+
+    pan = torch.stack([world[..., 20:92, 20 + 2 * t:148 + 2 * t] for t in range(4)], 1)  # 2 px/frame
+    assert best(pan, 0) == (1, 0)  # 1 px at the probe's half size
+    still = torch.stack([world[..., 20:92, 20:148]] * 4, 1)
+    assert best(still, 0) == (0, 0)
+    scale = [1.0, 1.04, 1.04 ** 2, 1.04 ** 3]
+    zoom = torch.stack([F.interpolate(world[..., 60 - round(36 / s):60 + round(36 / s), 100 - round(64 / s):100 + round(64 / s)],
+                                      (72, 128), mode="bilinear", align_corners=False) for s in scale], 1)
+    assert best(zoom, 2)[0] == "zoom"
+    follow = pan.clone()
+    follow[..., 20:52, 34:94] = world[:, None, :, 0:32, 0:60]  # a subject held still over the centre
+    assert best(follow, 1) == (0, 0) and best(follow, 2) == (1, 0)
+    # off by default, so the first session's classifier is unchanged; on, it adds to the features
+    cfg = ClassifierConfig(**{**dataclasses.asdict(ClassifierConfig.toy()), "motion_probe": True})
+    assert AttributeClassifier(cfg)(torch.rand(2, 5, 3, 32, 48))[1].shape == (2, 5, cfg.features)
+    assert not hasattr(AttributeClassifier(ClassifierConfig.toy()), "motion")
 
 
 def test_camera_reach_runs_at_toy_size(capsys):
@@ -296,10 +328,11 @@ def test_classifier_reuse_renders_every_kth_step(tmp_path, monkeypatch):
 def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(tmp_path, capsys):
     import train_classifier
     run = tmp_path / "run"
-    reach = ["--diff-strides", "1", "4", "--temporal-dilations", "1", "2", "--pool-grid", "2"]
+    reach = ["--diff-strides", "1", "4", "--temporal-dilations", "1", "2", "--pool-grid", "2", "--motion-probe"]
     train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "2"] + reach)
     model, state = load_classifier(run / "classifier")
     assert (model.cfg.diff_strides, model.cfg.temporal_dilations, model.cfg.pool_grid) == ([1, 4], [1, 2], 2)
+    assert model.cfg.motion_probe and hasattr(model, "motion")
     train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "1"] + reach)
     assert load_classifier(run / "classifier")[1]["step"] == 3
     with pytest.raises(SystemExit, match="other settings"):
