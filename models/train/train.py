@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from kinema.config import KinemaConfig  # noqa: E402
-from kinema.model import Decoder, DiT, Encoder, TextEncoder, random_init_  # noqa: E402
+from kinema.model import Decoder, DiT, Encoder, TextEncoder, init_autoencoder_, random_init_  # noqa: E402
 from train_io import JsonlLog, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
@@ -320,6 +320,8 @@ class Trainer:
             net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
             if init_sd:
                 net.load_state_dict({k: v for k, v in init_sd.items()}, strict=True)
+            else:
+                init_autoencoder_(net)
             if a.freeze_encoder:
                 net["encoder"].requires_grad_(False)
                 print("encoder frozen: training the decoder alone")

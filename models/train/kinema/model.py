@@ -573,6 +573,24 @@ class Encoder(nn.Module):
         return _whole_clip(self.children(), x)
 
 
+def init_autoencoder_(module: nn.Module, zero_residual: bool = True) -> None:
+    """Training init for a fresh Encoder or Decoder (not in __init__: fixtures and the preview
+    folder overwrite every weight with `random_init_`). He-normal 3×3 convs, zero biases, and the
+    last conv of every MemBlock's branch at zero, so each MemBlock starts as the identity on its
+    (non-negative) input. With torch's default init the signal shrinks through the ~20 layers:
+    a fresh encoder's latents had std 0.02, and on the CPU (models/train/README.md, "The
+    autoencoder's init") such an autoencoder learned colour far more slowly and collapsed at lr 1e-3."""
+    for mod in module.modules():
+        if isinstance(mod, nn.Conv2d) and mod.kernel_size == (3, 3):
+            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+    for mod in module.modules():
+        if zero_residual and isinstance(mod, MemBlock):
+            nn.init.zeros_(mod.conv[-1].weight)
+            nn.init.zeros_(mod.conv[-1].bias)
+
+
 # --------------------------------------------------------------------------------------------
 # the whole model and the sampler
 # --------------------------------------------------------------------------------------------

@@ -142,6 +142,15 @@ def test_camera_reach_runs_at_toy_size(capsys):
     assert "clip camera accuracy" in capsys.readouterr().out
 
 
+def test_ae_convergence_runs_at_toy_size(capsys):
+    from measure import ae_convergence
+    r = ae_convergence.main(["--clips", "2", "--frames", "4", "--steps", "2", "--eval-every", "2",
+                             "--crop", "16", "32", "--threads", "1"])
+    assert [x["step"] for x in r] == [1, 2]
+    assert all(0 < x["held_psnr"] < 60 and 0 < x["saturation"] for x in r)
+    assert "held-out PSNR" in capsys.readouterr().out
+
+
 def test_remove_subject_leaves_the_scene_and_labels_none():
     held = load_heldout()
     specs, _ = classifier_specs(3, 0, 2, 8, held, empty_share=0.0, heldout_share=0.0)

@@ -1,0 +1,108 @@
+"""How fast does the autoencoder learn from a given init and learning rate? A small CPU experiment.
+
+  python -m measure.ae_convergence [--init training|he|default] [--lr 3e-4] [--steps 400]
+
+Renders one fixed set of clips (the last 8 held aside), then trains a fresh encoder + decoder of
+the real widths on random crops of the rest with `train.autoencoder_loss` (noise on the latents
+and the latent regulariser included), and prints, every --eval-every steps, the PSNR of the held
+clips at full size and their colour saturation relative to the rendered frames (1 = as colourful,
+0 = grey). Inits: `training` is `init_autoencoder_` (what train.py uses for a fresh autoencoder),
+`he` the same without the zero-initialised MemBlock branches, `default` torch's own init (what the
+first GPU session trained from).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+
+import torch
+
+from kinema.config import KinemaConfig
+from kinema.model import Decoder, Encoder, init_autoencoder_
+from world.clips import render_clips, sample_batch
+
+INITS = ("training", "he", "default")
+
+
+def held_out_figures(net, video: torch.Tensor) -> tuple[float, float]:
+    """PSNR of the clamped reconstruction over all of `video`, and the colour saturation (max − min
+    over RGB, per pixel) of the first 4 clips' reconstructions relative to theirs."""
+    with torch.no_grad():
+        errs = [((net["decoder"](net["encoder"](video[i:i + 4])) - video[i:i + 4]) ** 2).mean()
+                for i in range(0, len(video), 4)]
+        psnr = float(-10 * torch.log10(torch.stack(errs).mean()))
+        v = video[:4]
+        r = net["decoder"](net["encoder"](v))
+        sat = float((r.max(dim=2).values - r.min(dim=2).values).mean()
+                    / (v.max(dim=2).values - v.min(dim=2).values).mean())
+    return psnr, sat
+
+
+def main(argv=None) -> list[dict]:
+    import train
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--init", choices=INITS, default="training")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--ae-noise", type=float, default=0.3)
+    ap.add_argument("--latent-reg", type=float, default=0.05)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=2, help="clips per step")
+    ap.add_argument("--frames", type=int, default=8, help="frames per clip (a multiple of 4)")
+    ap.add_argument("--clips", type=int, default=40, help="training clips (8 more are held aside)")
+    ap.add_argument("--crop", type=int, nargs=2, default=[72, 128], metavar=("H", "W"),
+                    help="training crop, multiples of 8 (the held clips are read whole)")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="write the printed records here")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    t0 = time.time()
+    specs, _ = sample_batch(0, 0, a.clips + 8, a.frames, cut_prob=0.1)
+    rendered, _ = render_clips(specs, with_labels=False)
+    video = (rendered * 255).round().to(torch.uint8).float() / 255  # as 8-bit frames
+    clips, held = video[:a.clips], video[a.clips:]
+    print(f"rendered {a.clips} + 8 clips of {a.frames} frames in {time.time() - t0:.0f} s", flush=True)
+
+    torch.manual_seed(0)
+    cfg = KinemaConfig.kinema_tiny()
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    if a.init != "default":
+        init_autoencoder_(net, zero_residual=a.init == "training")
+    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(1)
+    ch, cw = a.crop
+    records = []
+    t0 = time.time()
+    for s in range(a.steps):
+        for group in opt.param_groups:
+            group["lr"] = train.lr_at(s, a.lr, a.warmup)
+        batch = clips[torch.randint(0, a.clips, (a.batch,), generator=gen)]
+        y0 = int(torch.randint(0, (batch.shape[-2] - ch) // 8 + 1, (1,), generator=gen)) * 8
+        x0 = int(torch.randint(0, (batch.shape[-1] - cw) // 8 + 1, (1,), generator=gen)) * 8
+        loss, parts = train.autoencoder_loss(net, batch[..., y0:y0 + ch, x0:x0 + cw], a.ae_noise,
+                                             a.latent_reg, contextlib.nullcontext)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if s == 0 or (s + 1) % a.eval_every == 0:
+            psnr, sat = held_out_figures(net, held)
+            rec = dict(init=a.init, lr=a.lr, step=s + 1, held_psnr=round(psnr, 2), saturation=round(sat, 3),
+                       batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
+                       seconds=round(time.time() - t0, 1))
+            records.append(rec)
+            print(f"step {rec['step']:5d}: held-out PSNR {psnr:5.2f} dB, saturation {sat:.3f}, "
+                  f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f} "
+                  f"({rec['seconds']:.0f} s)", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(records, f, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    main()
