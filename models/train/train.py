@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from kinema.config import KinemaConfig  # noqa: E402
 from kinema.model import Decoder, DiT, Encoder, TextEncoder, init_autoencoder_, random_init_  # noqa: E402
-from train_io import JsonlLog, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from train_io import JsonlLog, SaveRequests, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
 
@@ -366,6 +366,7 @@ class Trainer:
         # the next session knows what to speed up; the GPU is synchronised at the boundaries for that
         timing = {"wait_s": 0.0, "render_s": 0.0, "encode_s": 0.0, "train_s": 0.0}
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        requests = SaveRequests(self.run, STAGE_DIR[self.stage])
         try:
             while True:
                 elapsed = time.time() - t_start
@@ -416,10 +417,11 @@ class Trainer:
                     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
                     losses, n_log, t_log = [], 0, time.time()
                     timing = dict.fromkeys(timing, 0.0)
-                if a.save_minutes and time.time() - last_save > a.save_minutes * 60:
+                if requests.take() or (a.save_minutes and time.time() - last_save > a.save_minutes * 60):
                     self.save(ema, step, state)
                     last_save = time.time()
         finally:
+            requests.close()
             pre.close()
         self.save(ema, step, state)
         return step

@@ -34,7 +34,7 @@ from measure.attributes import IGNORE, classifier_specs, render_labelled  # noqa
 from measure.classifier import (AttributeClassifier, ClassifierConfig, load_classifier,  # noqa: E402
                                 save_classifier)
 from train import lr_at  # noqa: E402
-from train_io import JsonlLog, add_session_args, has_checkpoint  # noqa: E402
+from train_io import JsonlLog, SaveRequests, add_session_args, has_checkpoint  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
 
 SALT = 53  # keeps the classifier's clips apart from every generator stage's (train.STAGE_SALT)
@@ -109,37 +109,41 @@ def train(args) -> int:
     t_start = last_save = t_log = time.time()
     s_sess, hist = 0, []
     video = None
-    while not ((args.minutes and time.time() - t_start > args.minutes * 60) or (args.steps and s_sess >= args.steps)):
-        fresh = video is None or step % args.reuse == 0
-        if fresh:
-            video = None  # free the previous batch before rendering the next
-            video, labels = batch(args, cfg, step // args.reuse, heldout, dev)
-        logits, _ = model(video)
-        loss, parts, acc = losses_and_accuracy(logits, labels)
-        lr = lr_at(s_sess, args.lr, args.warmup)
-        for gp in opt.param_groups:
-            gp["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        s_sess += 1
-        hist.append((float(loss.detach()), acc if fresh else {}))
-        if not np.isfinite(hist[-1][0]):
-            raise SystemExit(f"non-finite loss at step {step}: not saving")
-        if step % args.log_every == 0:
-            dt = time.time() - t_log
-            accs = {f"acc_{a}": float(np.mean([h[1][a] for h in hist if a in h[1]])) for a in model.attrs
-                    if any(a in h[1] for h in hist)}
-            rec = dict(stage="classifier", step=step, loss=float(np.mean([h[0] for h in hist])), lr=lr,
-                       clips_per_s=len(hist) * args.batch / dt, elapsed_s=round(time.time() - t_start, 1), **accs)
-            log.write(**rec)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
-            hist, t_log = [], time.time()
-        if args.save_minutes and time.time() - last_save > args.save_minutes * 60:
-            save()
-            last_save = time.time()
+    requests = SaveRequests(run, "classifier")
+    try:
+        while not ((args.minutes and time.time() - t_start > args.minutes * 60) or (args.steps and s_sess >= args.steps)):
+            fresh = video is None or step % args.reuse == 0
+            if fresh:
+                video = None  # free the previous batch before rendering the next
+                video, labels = batch(args, cfg, step // args.reuse, heldout, dev)
+            logits, _ = model(video)
+            loss, parts, acc = losses_and_accuracy(logits, labels)
+            lr = lr_at(s_sess, args.lr, args.warmup)
+            for gp in opt.param_groups:
+                gp["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            s_sess += 1
+            hist.append((float(loss.detach()), acc if fresh else {}))
+            if not np.isfinite(hist[-1][0]):
+                raise SystemExit(f"non-finite loss at step {step}: not saving")
+            if step % args.log_every == 0:
+                dt = time.time() - t_log
+                accs = {f"acc_{a}": float(np.mean([h[1][a] for h in hist if a in h[1]])) for a in model.attrs
+                        if any(a in h[1] for h in hist)}
+                rec = dict(stage="classifier", step=step, loss=float(np.mean([h[0] for h in hist])), lr=lr,
+                           clips_per_s=len(hist) * args.batch / dt, elapsed_s=round(time.time() - t_start, 1), **accs)
+                log.write(**rec)
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
+                hist, t_log = [], time.time()
+            if requests.take() or (args.save_minutes and time.time() - last_save > args.save_minutes * 60):
+                save()
+                last_save = time.time()
+    finally:
+        requests.close()
     save()
     return step
 

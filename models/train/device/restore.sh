@@ -15,7 +15,7 @@ from train_io import load_checkpoint
 sd, st = load_checkpoint('$1'); print('restored', '$1', st['stage'], 'step', st['step'], len(sd), 'tensors')"
 }
 if compgen -G "$FILES/pack.tar.part-*" > /dev/null; then
-  # the pack's paths are runs/main/...; unpack beside, then move each part into $RUN
+  # the pack's paths are run/... (runs/main/... in older packs); unpack beside, then move each part into $RUN
   TMP=$(mktemp -d)
   cat "$FILES"/pack.tar.part-* | tar -x -C "$TMP"
   # the run folder: the parent of the checkpoint folders (each has a state.json), else the log's

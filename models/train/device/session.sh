@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # A whole GPU session's training as one background chain, fed and harvested by back-to-back
 # device calls (run from the repository root on the GPU machine):
-#   bash models/train/device/session.sh [--start "AE FLOW SHORTCUT"] [--classifier MIN]
+#   bash models/train/device/session.sh [--throughput S] [--start "AE FLOW SHORTCUT"] [--classifier MIN]
 #        [--until S] [--eval S "EVAL ARGS"] [--collect "ae classifier flow shortcut"]
+# --throughput S  first times each part of a step (throughput.py, cut off after S seconds) and
+#           keeps its suggested per-stage settings in $RUN/throughput.env, which this and every
+#           later call of the session read: stages get those settings, then the caller's
+#           AE_ARGS/FLOW_ARGS/SHORTCUT_ARGS/CLASSIFIER_ARGS (later flags win).
 # --start   starts, under setsid, train.py autoencoder -> flow -> shortcut for the given minutes
 #           each (0 skips a stage), unless the chain is already running. The GPU then trains
 #           without a gap for as long as the machine is held, between calls too.
@@ -12,7 +16,8 @@
 # --eval S  once the chain has finished, runs device/eval.sh on the run folder, cut off when the
 #           call is S seconds old; its files go to runs/main/eval/ and travel in the pack.
 # --collect copies each named checkpoint consistently (sha256 from its state.json; a save may
-#           land mid-copy), adds log.jsonl, the trainers' output and eval/, and writes one tar
+#           land mid-copy), first asking a trainer still at work on it to save now (SIGUSR1),
+#           adds log.jsonl, the trainers' output and eval/, and writes one tar
 #           split into <= 15 MiB parts to $OUT (the return channel takes 8 files of 16 MiB).
 #           Here: bash models/train/device/restore.sh FILES_AT
 set -u
@@ -22,18 +27,17 @@ OUT=${OUT:-/tmp/out}
 T0=${CALL_T0:-$(date +%s)}
 WORKERS=${WORKERS:-2}   # host-side preparation is cheap (0.02 s per 32-clip batch); rendering is on the GPU
 EXTRA=${TRAIN_ARGS:-}  # more train.py arguments for every stage, e.g. "--reuse 2", or --toy for a dry run
-# and for one stage only, after TRAIN_ARGS (throughput.py tells which settings pay on the machine)
-declare -A STAGE_EXTRA=([autoencoder]=${AE_ARGS:-} [flow]=${FLOW_ARGS:-} [shortcut]=${SHORTCUT_ARGS:-})
-CEXTRA=${CLASSIFIER_ARGS:-}  # more train_classifier.py arguments (--toy for a dry run)
+SAVE_WAIT=${SAVE_WAIT:-45}  # --collect: seconds to wait for a running trainer's requested save
 mkdir -p "$RUN" "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 age() { echo $(( $(date +%s) - T0 )); }
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 say() { printf '[session %4ds] %s\n' "$(age)" "$*"; }
 
-START= CLF_MIN= UNTIL= EVAL_S= EVAL_ARGS= COLLECT=
+THROUGHPUT= START= CLF_MIN= UNTIL= EVAL_S= EVAL_ARGS= COLLECT=
 while [ $# -gt 0 ]; do
   case $1 in
+    --throughput) THROUGHPUT=$2; shift 2;;
     --start) START=$2; shift 2;;
     --classifier) CLF_MIN=$2; shift 2;;
     --until) UNTIL=$2; shift 2;;
@@ -42,6 +46,22 @@ while [ $# -gt 0 ]; do
     *) echo "session.sh: unknown argument $1" >&2; exit 2;;
   esac
 done
+
+TP_ENV=$RUN/throughput.env
+if [ -n "$THROUGHPUT" ]; then
+  say "throughput.py for at most ${THROUGHPUT}s"
+  rm -f "$TP_ENV"
+  # shellcheck disable=SC2086
+  timeout "$THROUGHPUT" python3 throughput.py --suggest "$TP_ENV" ${THROUGHPUT_ARGS:-} > "$RUN/throughput.out" 2>&1
+  say "throughput exit $? ($([ -f "$TP_ENV" ] && echo "suggestions in $TP_ENV" || echo "no suggestions: the stages run with their defaults"))"
+  cat "$RUN/throughput.out"
+fi
+# One stage's extra arguments: throughput.py's suggestion, then the caller's (after TRAIN_ARGS).
+suggested() { [ -f "$TP_ENV" ] && ( . "$TP_ENV" >/dev/null 2>&1; printf '%s' "${!1:-}" ); }
+stage_args() { printf '%s %s' "$(suggested "$1")" "${!1:-}"; }
+declare -A STAGE_EXTRA=([autoencoder]=$(stage_args AE_ARGS) [flow]=$(stage_args FLOW_ARGS)
+                        [shortcut]=$(stage_args SHORTCUT_ARGS))
+CEXTRA=$(stage_args CLASSIFIER_ARGS)  # train_classifier.py's (CLASSIFIER_ARGS="--toy" for a dry run)
 
 if [ -n "$START" ]; then
   if alive chain; then
@@ -81,7 +101,7 @@ if [ -n "$UNTIL" ]; then
     fi
   done
   alive chain && say "chain still running" || say "chain finished"
-  alive classifier && say "classifier still running" || say "classifier finished"
+  if [ -f "$RUN/classifier.pid" ]; then alive classifier && say "classifier still running" || say "classifier finished"; fi
 fi
 
 if [ -n "$EVAL_S" ]; then
@@ -101,15 +121,36 @@ fi
 
 for f in chain.out classifier.out; do [ -f "$RUN/$f" ] && { echo "--- $f"; tail -n 12 "$RUN/$f"; }; done
 
+# When the checkpoint in $RUN/$1 was written (state.json's saved_at), or 0.
+saved_at() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['saved_at'])" "$RUN/$1/state.json" 2>/dev/null || echo 0; }
+
+# A trainer still at work on $1 is asked for a checkpoint now (SIGUSR1, train_io.SaveRequests),
+# so the pack holds its weights of this minute rather than of its last timed save.
+fresh_save() {
+  local pidf="$RUN/trainer-$1.pid" pid before waited=0
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  kill -0 "$pid" 2>/dev/null && grep -q "train" "/proc/$pid/cmdline" 2>/dev/null || return 0
+  before=$(saved_at "$1")
+  kill -USR1 "$pid" 2>/dev/null || return 0
+  while [ "$(saved_at "$1")" = "$before" ] && kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$SAVE_WAIT" ]; do
+    sleep 1; waited=$((waited + 1))
+  done
+  if [ "$(saved_at "$1")" != "$before" ]; then say "$1: saved on request after ${waited}s"
+  else say "$1: no save within ${SAVE_WAIT}s; collecting its last timed save"; fi
+}
+
 if [ -n "$COLLECT" ]; then
   STAGE_DIR=$(mktemp -d)
-  mkdir -p "$STAGE_DIR/$RUN"
+  PACK=$STAGE_DIR/run  # a relative name: tar -C ignores it for an absolute $RUN
+  mkdir -p "$PACK"
   for d in $COLLECT; do
+    fresh_save "$d"
     for try in 1 2 3 4; do
-      rm -rf "${STAGE_DIR:?}/$RUN/$d"
+      rm -rf "${PACK:?}/$d"
       [ -f "$RUN/$d/state.json" ] || { say "no checkpoint in $RUN/$d"; break; }
-      cp -r "$RUN/$d" "$STAGE_DIR/$RUN/$d" 2>/dev/null
-      if python3 - "$STAGE_DIR/$RUN/$d" <<'PY'
+      cp -r "$RUN/$d" "$PACK/$d" 2>/dev/null
+      if python3 - "$PACK/$d" <<'PY'
 import hashlib, json, pathlib, sys
 d = pathlib.Path(sys.argv[1]); st = json.loads((d / "state.json").read_text())
 ok = all(hashlib.sha256((d / f["path"]).read_bytes()).hexdigest() == f["sha256"] for f in st["files"])
@@ -119,10 +160,10 @@ PY
       sleep 3
     done
   done
-  for f in log.jsonl chain.out classifier.out; do [ -f "$RUN/$f" ] && cp "$RUN/$f" "$STAGE_DIR/$RUN/"; done
-  [ -d "$RUN/eval" ] && cp -r "$RUN/eval" "$STAGE_DIR/$RUN/"
+  for f in log.jsonl chain.out classifier.out throughput.out throughput.env; do [ -f "$RUN/$f" ] && cp "$RUN/$f" "$PACK/"; done
+  [ -d "$RUN/eval" ] && cp -r "$RUN/eval" "$PACK/"
   rm -f "$OUT"/pack.tar.part-*
-  tar -C "$STAGE_DIR" -cf - "$RUN" | split -b 15M -d - "$OUT/pack.tar.part-"
+  tar -C "$STAGE_DIR" -cf - run | split -b 15M -d - "$OUT/pack.tar.part-"
   rm -rf "$STAGE_DIR"
   say "packed: $(cd "$OUT" && ls -l pack.tar.part-* | awk '{s += $5} END {print NR " parts, " s " bytes"}')"
 fi

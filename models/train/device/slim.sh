@@ -14,10 +14,9 @@ cd "$(dirname "$0")/../../.."
 SHARDS=(models/kinema-tiny/dit-*.safetensors models/kinema-tiny/decoder-*.safetensors)
 tracked() { git ls-files -- "${SHARDS[@]}" | wc -l; }
 in_head() { git ls-tree --name-only HEAD -- models/kinema-tiny/ | grep -cE '/(dit|decoder)-[0-9]+\.safetensors$' || true; }
-travels() { git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1; }
 report() {
-  local b; b=$(travels)
-  echo "shipped shards in the index: $(tracked) of $(in_head) in HEAD; the tree that travels: $b bytes ($((b / 1048576)) MiB of 64)"
+  echo "shipped shards in the index: $(tracked) of $(in_head) in HEAD"
+  bash models/train/device/carry.sh || true
 }
 case ${1:-status} in
   on)

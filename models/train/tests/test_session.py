@@ -3,7 +3,9 @@ classifier beside it, the pack under the return limits) and device/restore.sh (u
 the trainer's text loader for row-block shards, which the first GPU session tripped over."""
 import json
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -16,11 +18,13 @@ DEVICE = HERE / "device"
 def test_session_chain_pack_and_restore(tmp_path):
     run, out, restored = tmp_path / "run", tmp_path / "out", tmp_path / "restored"
     env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1",
-           "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1", "FLOW_ARGS": "--batch-groups 1"}
-    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0.02 0.02 0.02", "--classifier", "0.02",
-                          "--until", "150", "--collect", "ae classifier flow shortcut"],
-                         env=env, capture_output=True, text=True, timeout=200)
+           "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1", "FLOW_ARGS": "--batch-groups 1",
+           "THROUGHPUT_ARGS": "--toy --repeat 1 --threads 1"}
+    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--throughput", "60", "--start", "0.02 0.02 0.02",
+                          "--classifier", "0.02", "--until", "150", "--collect", "ae classifier flow shortcut"],
+                         env=env, capture_output=True, text=True, timeout=260)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert "throughput exit 0 (suggestions in" in res.stdout, res.stdout
     assert "chain finished" in res.stdout and "classifier finished" in res.stdout, res.stdout
     for stage in ("ae", "classifier", "flow", "shortcut"):
         assert f"checkpoint {stage}: " in res.stdout and "TORN" not in res.stdout, res.stdout
@@ -36,14 +40,29 @@ def test_session_chain_pack_and_restore(tmp_path):
         _, st = load_checkpoint(restored / stage)  # checks every shard's sha256
         steps[stage], states[stage] = st["step"], st
     assert all(s >= 1 for s in steps.values()), steps
-    # FLOW_ARGS reached the flow stage only
-    assert [states[s]["batch_groups"] for s in ("ae", "flow", "shortcut")] == [0, 1, 0]
+    # throughput.py's suggestions reached their stages, and the caller's FLOW_ARGS, coming after
+    # them, won for the flow stage only
+    suggested = {}
+    for line in (restored / "throughput.env").read_text().splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        suggested[name] = value.strip('"').split()
+
+    def flag(name, option, default):
+        args = suggested[name]
+        return int(args[args.index(option) + 1]) if option in args else default
+    assert states["ae"]["reuse"] == flag("AE_ARGS", "--reuse", 1)
+    assert states["classifier"]["reuse"] == flag("CLASSIFIER_ARGS", "--reuse", 1)
+    assert [states[s]["batch_groups"] for s in ("ae", "flow", "shortcut")] == \
+        [0, 1, flag("SHORTCUT_ARGS", "--batch-groups", 0)]
+    assert "render flow batch" in (restored / "throughput.out").read_text()
     log = [json.loads(line) for line in (restored / "log.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in log} >= {"autoencoder", "flow", "shortcut", "classifier"}
     # the chain's records say where each step's time went
     flow = [r for r in log if r["stage"] == "flow"]
     assert flow and all(r["render_s"] > 0 and r["train_s"] > 0 for r in flow)
     assert (restored / "chain.out").exists()
+    # the pack holds the staged copies, not the live run folder with its pid files
+    assert not list(restored.glob("*.pid")), sorted(p.name for p in restored.iterdir())
 
     # a second --start while the chain is still running must not start another one
     env2 = {**env, "TRAIN_ARGS": "--toy --threads 1 --reuse 2"}
@@ -54,6 +73,38 @@ def test_session_chain_pack_and_restore(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert "already running" in res2.stdout, res2.stdout
     subprocess.run(["bash", str(DEVICE / "session.sh"), "--until", "60"], env=env2, capture_output=True, timeout=90)
+
+
+def test_collect_takes_a_running_trainers_weights_of_now(tmp_path):
+    """A stage still training when a call ends is asked to save (SIGUSR1) before the pack is made,
+    so the call takes back the weights of that moment, not those of the last timed save, and
+    the trainer carries on unharmed (the chain's next stage needs it to exit cleanly)."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1"}
+    session = ["bash", str(DEVICE / "session.sh")]
+    # 0.6 min of autoencoder with timed saves every 2 min: no timed save before it ends
+    res = subprocess.run(session + ["--start", "0.6 0 0"], env=env, capture_output=True, text=True, timeout=60)
+    assert "started chain" in res.stdout, res.stdout + res.stderr
+    log = run / "log.jsonl"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.5)
+    assert log.exists(), (run / "chain.out").read_text()
+    assert not (run / "ae" / "state.json").exists()
+
+    res = subprocess.run(session + ["--collect", "ae"], env=env, capture_output=True, text=True, timeout=90)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ae: saved on request" in res.stdout, res.stdout
+    m = re.search(r"checkpoint ae: autoencoder step (\d+) ok", res.stdout)
+    assert m and int(m.group(1)) >= 3, res.stdout
+    requested = int(m.group(1))
+
+    res = subprocess.run(session + ["--until", "90"], env=env, capture_output=True, text=True, timeout=120)
+    assert "chain finished" in res.stdout, res.stdout
+    chain = (run / "chain.out").read_text()
+    saves = [int(x) for x in re.findall(r"saved \S+ at step (\d+)", chain)]
+    assert len(saves) == 2 and saves[0] == requested and saves[1] > requested, chain
+    assert not (run / "trainer-ae.pid").exists()  # removed at a clean exit
 
 
 def test_text_shards_join_row_blocks(tmp_path):
@@ -100,3 +151,34 @@ def test_reuse_encodes_each_batch_once(tmp_path, monkeypatch):
     monkeypatch.setattr(train.Encoder, "forward", lambda self, x: calls.append(x.shape) or forward(self, x))
     train.main(["flow", "--steps", "5", "--reuse", "2", *common])
     assert len(calls) == 3, calls  # batches of steps 0-1, 2-3, 4
+
+
+def test_carry_counts_what_a_call_sends(tmp_path):
+    """device/carry.sh: the tree that travels (tracked and untracked-not-ignored files) plus the
+    ignored files under each carried path, against 64 MiB; exit 1 when over or when a carried
+    path is missing."""
+    repo = tmp_path / "repo"
+    (repo / "models/train/device").mkdir(parents=True)
+    script = repo / "models/train/device/carry.sh"
+    script.write_text((DEVICE / "carry.sh").read_text())
+    (repo / ".gitignore").write_text("/big/\n")
+    (repo / "tracked.bin").write_bytes(b"x" * 3 * 1048576)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "t"], check=True)
+    (repo / "untracked.bin").write_bytes(b"x" * 1048576)  # not ignored: travels too
+    (repo / "big").mkdir()
+    (repo / "big/a.bin").write_bytes(b"x" * 40 * 1048576)
+    (repo / "big/b.bin").write_bytes(b"x" * 30 * 1048576)
+
+    def carry(*paths):
+        return subprocess.run(["bash", str(script), *paths], capture_output=True, text=True, timeout=60)
+    res = carry()
+    assert res.returncode == 0 and "tree that travels: 4.00 MiB" in res.stdout, res.stdout + res.stderr
+    res = carry("big/a.bin")
+    assert res.returncode == 0 and "total 44.00 MiB of 64 MiB: fits" in res.stdout, res.stdout
+    res = carry("big")
+    assert res.returncode == 1 and "total 74.00 MiB of 64 MiB: OVER by 10.00 MiB" in res.stdout, res.stdout
+    res = carry("big/a.bin", "missing")
+    assert res.returncode == 1 and "carry missing: not here" in res.stdout, res.stdout
