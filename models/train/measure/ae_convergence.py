@@ -32,12 +32,23 @@ def held_out_figures(net, video: torch.Tensor) -> tuple[float, float]:
     with torch.no_grad():
         errs = [((net["decoder"](net["encoder"](video[i:i + 4])) - video[i:i + 4]) ** 2).mean()
                 for i in range(0, len(video), 4)]
-        psnr = float(-10 * torch.log10(torch.stack(errs).mean()))
+        held_psnr = float(-10 * torch.log10(torch.stack(errs).mean()))
         v = video[:4]
         r = net["decoder"](net["encoder"](v))
         sat = float((r.max(dim=2).values - r.min(dim=2).values).mean()
                     / (v.max(dim=2).values - v.min(dim=2).values).mean())
-    return psnr, sat
+    return held_psnr, sat
+
+
+def baselines(video: torch.Tensor) -> dict:
+    """PSNR of two reconstructions that need no training, as a scale for the autoencoder's: each
+    frame as its mean colour, and each 8×8-pixel 4-frame block as its mean colour (what one latent
+    position covers; `train.block_mean`). An autoencoder below the block mean has not yet learned
+    what its latents could carry."""
+    from train import block_mean, psnr
+    frame_mean = video.mean((3, 4), keepdim=True).expand_as(video)
+    return {"frame_mean_psnr": round(float(psnr(frame_mean, video)), 2),
+            "block_mean_psnr": round(float(psnr(block_mean(video), video)), 2)}
 
 
 def main(argv=None) -> list[dict]:
@@ -67,6 +78,9 @@ def main(argv=None) -> list[dict]:
     video = (rendered * 255).round().to(torch.uint8).float() / 255  # as 8-bit frames
     clips, held = video[:a.clips], video[a.clips:]
     print(f"rendered {a.clips} + 8 clips of {a.frames} frames in {time.time() - t0:.0f} s", flush=True)
+    base = baselines(held)
+    print(f"held clips without training: each frame as its mean colour {base['frame_mean_psnr']:.2f} dB, each "
+          f"8x8-pixel 4-frame block as its mean colour {base['block_mean_psnr']:.2f} dB", flush=True)
 
     torch.manual_seed(0)
     cfg = KinemaConfig.kinema_tiny()
@@ -90,12 +104,12 @@ def main(argv=None) -> list[dict]:
         loss.backward()
         opt.step()
         if s == 0 or (s + 1) % a.eval_every == 0:
-            psnr, sat = held_out_figures(net, held)
-            rec = dict(init=a.init, lr=a.lr, step=s + 1, held_psnr=round(psnr, 2), saturation=round(sat, 3),
+            held_psnr, sat = held_out_figures(net, held)
+            rec = dict(init=a.init, lr=a.lr, step=s + 1, held_psnr=round(held_psnr, 2), saturation=round(sat, 3),
                        batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
                        seconds=round(time.time() - t0, 1))
             records.append(rec)
-            print(f"step {rec['step']:5d}: held-out PSNR {psnr:5.2f} dB, saturation {sat:.3f}, "
+            print(f"step {rec['step']:5d}: held-out PSNR {held_psnr:5.2f} dB, saturation {sat:.3f}, "
                   f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f} "
                   f"({rec['seconds']:.0f} s)", flush=True)
     if a.json:

@@ -148,7 +148,21 @@ def test_ae_convergence_runs_at_toy_size(capsys):
                              "--crop", "16", "32", "--threads", "1"])
     assert [x["step"] for x in r] == [1, 2]
     assert all(0 < x["held_psnr"] < 60 and 0 < x["saturation"] for x in r)
-    assert "held-out PSNR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "held-out PSNR" in out and "each frame as its mean colour" in out
+
+
+def test_ae_baselines_on_clips_with_known_answers():
+    from measure.ae_convergence import baselines
+    # constant within every 8x8-pixel 4-frame block: the block mean is exact, the frame mean is not
+    blocks = torch.rand(1, 2, 3, 2, 4).repeat_interleave(4, 1).repeat_interleave(8, 3).repeat_interleave(8, 4)
+    b = baselines(blocks)
+    assert b["block_mean_psnr"] >= 99 and b["frame_mean_psnr"] < 30
+    # a checkerboard of 0 and 1 at pixel scale: both means are 0.5 everywhere, an error of 0.5
+    # on every pixel, 10 log10(1 / 0.25) = 6.02 dB
+    y, x = torch.meshgrid(torch.arange(16), torch.arange(32), indexing="ij")
+    board = ((y + x) % 2).float().expand(1, 4, 3, 16, 32)
+    assert baselines(board) == {"frame_mean_psnr": 6.02, "block_mean_psnr": 6.02}
 
 
 def test_remove_subject_leaves_the_scene_and_labels_none():

@@ -39,6 +39,9 @@ def test_toy_end_to_end(tmp_path):
     # the DiT stages log how much the captions matter (text_gap), the autoencoder has none
     assert all(math.isfinite(r["text_gap"]) for r in log if r["stage"] in ("flow", "shortcut"))
     assert all("text_gap" not in r for r in log if r["stage"] == "autoencoder")
+    # ... and its PSNR beside the block-mean PSNR of the same batch, the scale it is read against
+    ae = [r for r in log if r["stage"] == "autoencoder"]
+    assert all(0 < r["psnr"] < 60 and 0 < r["block_psnr"] < 60 for r in ae)
 
     out = tmp_path / "model"
     _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32")
