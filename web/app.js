@@ -161,12 +161,17 @@ async function ensureModel(modelUrl) {
   if (kinema.model && loadedFrom === modelUrl) return kinema.model;
   setRun('loading');
   $('load-note').hidden = true;
+  $('model-notice').hidden = true;
   abortLoad = new AbortController();
   try {
     const model = await kinema.loadModel(modelUrl, { onProgress: showLoadProgress, signal: abortLoad.signal });
     loadedFrom = modelUrl;
     $('load-text').textContent = `${model.modelId} is ready${model.bytesFetched ? ` (downloaded ${mb(model.bytesFetched)})` : ' (from this device, nothing downloaded)'}.` +
       (model.trained ? '' : ' Its video networks are not trained yet, so clips show noise.');
+    // the publisher's word on what its clips look like (an early checkpoint, say), so a blurry
+    // clip reads as the model's state, not as a broken page
+    $('model-notice').hidden = !model.notice;
+    $('model-notice').textContent = model.notice ?? '';
     if (model.notes.length) {
       $('load-note').hidden = false;
       $('load-note').textContent = model.notes.join(' ');

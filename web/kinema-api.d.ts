@@ -86,6 +86,9 @@ export interface ModelInfo {
   parameters: number;
   /** False while the model's video networks are random (not trained yet): clips are noise. */
   trained: boolean;
+  /** What the model's publisher wants visitors told about its clips (the manifest's `notice`),
+   * such as that it is an early checkpoint; absent when it says nothing. */
+  notice?: string;
   manifest: any;
   baseUrl: string;
   bytesFetched: number;

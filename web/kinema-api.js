@@ -191,6 +191,7 @@ export class Kinema {
       modelId: m.modelId ?? loaded.modelId,
       parameters: m.parameters ?? 0,
       trained: m.trained ?? loaded.manifest.trained === true,
+      notice: loaded.manifest.notice,
       manifest: loaded.manifest,
       baseUrl: loaded.baseUrl,
       bytesFetched: loaded.bytesFetched,

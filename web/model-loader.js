@@ -35,12 +35,18 @@ export async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** The longest manifest `notice` (what visitors are told about the model's clips) shown. */
+const MAX_NOTICE = 500;
+
 /** Problems with a parsed manifest.json, one sentence each (empty when it is usable). */
 export function checkManifest(m) {
   const problems = [];
   if (!m || typeof m !== 'object') return ['manifest.json is not a JSON object'];
   if (m.format !== MANIFEST_FORMAT) problems.push(`its format is ${JSON.stringify(m.format)}, this page reads ${MANIFEST_FORMAT}`);
   if (typeof m.id !== 'string' || !m.id) problems.push('it has no model id');
+  if (m.notice !== undefined && (typeof m.notice !== 'string' || !m.notice.trim() || m.notice.length > MAX_NOTICE)) {
+    problems.push(`its notice is not a sentence or two of text (at most ${MAX_NOTICE} characters)`);
+  }
   if (!Array.isArray(m.files) || m.files.length === 0) {
     problems.push('it lists no files');
     return problems;

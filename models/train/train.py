@@ -615,7 +615,8 @@ def export(args):
                                   trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
                                   extra={"training": {"dit_from": dit_dir.name, "dit_step": dst["step"],
                                                       "sampler_steps": sampler_steps(dit_dir.name),
-                                                      "guidance_baked": dst.get("guidance")}})
+                                                      "guidance_baked": dst.get("guidance")},
+                                         **({"notice": args.notice} if args.notice else {})})
     print(f"wrote {args.out}: {len(manifest['files'])} files")
     return manifest
 
@@ -646,6 +647,9 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--out", default=None, help="export: model folder to write")
     ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    ap.add_argument("--notice", default=None,
+                    help="export: what users should be told about this model's clips (the manifest's notice; "
+                         "decide it from the eval, at most 500 characters)")
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = 2 if args.toy else 200
@@ -660,6 +664,8 @@ def main(argv=None):
     if args.stage == "export":
         if not args.out:
             ap.error("export needs --out")
+        if args.notice is not None and not (args.notice.strip() and len(args.notice) <= 500):
+            ap.error("--notice takes a sentence or two of text, at most 500 characters (the page refuses more)")
         return export(args)
     if not args.minutes and not args.steps:
         ap.error("give --minutes or --steps")

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 
-import { CDN, recordWorkerLog, serveModel, useSyntheticWorker } from './fixtures.mjs';
+import { CDN, recordWorkerLog, serveModel, syntheticModel, useSyntheticWorker } from './fixtures.mjs';
 import { downloadedClip, frameDigests } from './clips.mjs';
 import { useServerAndBrowser } from './harness.mjs';
 
@@ -16,10 +16,10 @@ let browser;
 useServerAndBrowser({ webgpu: true }, (env) => ({ url, browser } = env));
 
 /** A fresh profile with the pretend CDN and (unless real) the stand-in worker; records problems. */
-async function newVisitor({ realWorker = false, serviceWorkers = 'block' } = {}) {
+async function newVisitor({ realWorker = false, serviceWorkers = 'block', model = undefined } = {}) {
   // Service workers off unless a test is about them: page.route() cannot see what one answers.
   const context = await browser.newContext({ acceptDownloads: true, serviceWorkers });
-  const cdn = await serveModel(context);
+  const cdn = await serveModel(context, { model });
   if (!realWorker) await useSyntheticWorker(context, url);
   await recordWorkerLog(context);
   const problems = [];
@@ -35,6 +35,20 @@ const waitRun = (page, run, timeout = 60_000) => page.waitForSelector(`body[data
 const workerLog = (page) => page.evaluate(() => window.__workerLog);
 
 describe('the page with a stand-in worker', () => {
+  test("the model folder's notice is shown beside its name", async () => {
+    const model = syntheticModel();
+    model.manifest.notice = 'An early checkpoint: clips are blurry and show no subject yet.';
+    const { context, problems } = await newVisitor({ model });
+    const page = await context.newPage();
+    await page.goto(link({ prompt: 'a red fox', seed: '1', seconds: '1', autostart: '1' }));
+    await waitRun(page, 'done');
+    assert.match(await page.textContent('#load-text'), /kinema-test is ready/);
+    assert.ok(await page.isVisible('#model-notice'));
+    assert.equal(await page.textContent('#model-notice'), model.manifest.notice);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   test('a link with autostart=1 loads the model, streams frames, and ends with a playable, downloadable MP4 in the gallery', async () => {
     const { context, problems } = await newVisitor();
     const page = await context.newPage();
@@ -58,6 +72,7 @@ describe('the page with a stand-in worker', () => {
 
     // Progress and figures.
     assert.match(await page.textContent('#load-text'), /kinema-test is ready \(downloaded 0\.9 MB\)/);
+    assert.equal(await page.isVisible('#model-notice'), false, 'a model without a notice gets none');
     assert.match(await page.textContent('#load-overall-text'), /^0\.9 MB of 0\.9 MB, [\d.]+ MB\/s$/);
     assert.match(await page.textContent('#stat-ttff'), /^\d+\.\d s$/);
     assert.equal(await page.textContent('#stat-frames'), '16 of 16');

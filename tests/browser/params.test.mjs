@@ -67,6 +67,12 @@ describe('manifest checks', () => {
     assert.deepEqual(checkManifest(good), []);
     assert.deepEqual(orderFiles(good.files).map((f) => f.path), ['tokenizer.json', 'dit-00.safetensors']);
   });
+  test('a notice is a sentence or two of text', () => {
+    assert.deepEqual(checkManifest({ ...good, notice: 'An early checkpoint: clips are blurry.' }), []);
+    for (const notice of [42, '', '   ', 'x'.repeat(501), ['a']]) {
+      assert.deepEqual(checkManifest({ ...good, notice }), ['its notice is not a sentence or two of text (at most 500 characters)'], String(notice));
+    }
+  });
   test('paths that leave the folder, unknown roles and bad sizes are refused', () => {
     const bad = { ...good, files: [{ path: '../secret', role: 'dit', size: 1, sha256: 'a'.repeat(64) }, { path: 'https://evil/x', role: 'x', size: -1, sha256: 'a'.repeat(64) }] };
     const problems = checkManifest(bad);

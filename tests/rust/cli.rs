@@ -199,3 +199,28 @@ fn the_step_count_defaults_to_what_the_model_was_trained_for() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_manifest_notice_is_shown() {
+    let (dir, model) = scratch_model("notice");
+    let out = dir.join("clip.y4m");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let stderr_of = || {
+        let result = kinema(&generate_args(m, o, "a cat", "1"));
+        let stderr = String::from_utf8_lossy(&result.stderr).to_string();
+        assert!(result.status.success(), "{stderr}");
+        stderr
+    };
+    assert!(!stderr_of().contains("note:"), "the fixture has no notice");
+    let manifest_path = model.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["notice"] = serde_json::json!("An early checkpoint: clips are blurry.");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let stderr = stderr_of();
+    assert!(
+        stderr.contains("note: An early checkpoint: clips are blurry."),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -130,6 +130,9 @@ fn load(model: &Path, device: &Device) -> Result<KinemaModel, KinemaError> {
         },
         started.elapsed().as_secs_f64() * 1000.0
     );
+    if let Some(notice) = &model.manifest.notice {
+        eprintln!("note: {notice}");
+    }
     Ok(model)
 }
 

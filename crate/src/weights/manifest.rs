@@ -24,6 +24,10 @@ pub struct Manifest {
     /// How the weights were made (absent in untrained folders).
     #[serde(default)]
     pub training: Training,
+    /// What the model's publisher wants its users told about its clips, in a sentence or two
+    /// (an early checkpoint, say); shown by the CLI and the page beside the model's name.
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 /// The `training` object the exporter writes; only what a runtime acts on is read.

@@ -44,12 +44,12 @@ def test_toy_end_to_end(tmp_path):
     assert all(0 < r["psnr"] < 60 and 0 < r["block_psnr"] < 60 for r in ae)
 
     out = tmp_path / "model"
-    _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32")
+    _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32", "--notice", "A toy: noise.")
     from kinema.folder import read_model_folder
     from kinema.model import Kinema, sample
     from kinema.model import from_numpy_state
     manifest, cfg, sd = read_model_folder(out)
-    assert manifest["trained"] is True
+    assert manifest["trained"] is True and manifest["notice"] == "A toy: noise."
     model = Kinema(cfg)
     model.load_state_dict(from_numpy_state(sd), strict=True)
     # the exported DiT is the shortcut stage's EMA (bf16 in the checkpoint, so compare loosely)
