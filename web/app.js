@@ -60,7 +60,11 @@ const hideRunError = () => ($('run-error').hidden = true);
 
 // ------------------------------------------------------------------ the form and the URL
 
+const MODEL_STEPS_LABEL = 'As trained';
+
 function fillSelects() {
+  // '' is the model's own number (settings.steps null); its label names it once a model is loaded
+  $('steps').append(new Option(MODEL_STEPS_LABEL, ''));
   for (const p of PRESETS) $('steps').append(new Option(p.label, String(p.steps)));
   for (const s of STYLES) $('style').append(new Option(s.label, s.id));
 }
@@ -68,7 +72,7 @@ function fillSelects() {
 function applySettings(s) {
   $('prompt').value = s.prompt;
   $('seconds').value = String(s.seconds);
-  $('steps').value = String(s.steps);
+  $('steps').value = s.steps === null ? '' : String(s.steps);
   $('style').value = s.style;
   $('model').value = s.model;
   $('seed-random').checked = s.seed === null;
@@ -93,7 +97,7 @@ function readForm() {
   const checked = checkModelUrl(model);
   if (!checked.ok) problems.push(checked.problem.replace(/; the default model is used\.$/, '.'));
   return {
-    settings: { prompt, seed, seconds: Number($('seconds').value), steps: Number($('steps').value), style: $('style').value, model: checked.ok ? checked.url : model, backend: linkBackend, autostart: false },
+    settings: { prompt, seed, seconds: Number($('seconds').value), steps: $('steps').value === '' ? null : Number($('steps').value), style: $('style').value, model: checked.ok ? checked.url : model, backend: linkBackend, autostart: false },
     problems,
   };
 }
@@ -172,6 +176,7 @@ async function ensureModel(modelUrl) {
     // clip reads as the model's state, not as a broken page
     $('model-notice').hidden = !model.notice;
     $('model-notice').textContent = model.notice ?? '';
+    $('steps').options[0].textContent = `${MODEL_STEPS_LABEL} (${model.steps} steps)`;
     if (model.notes.length) {
       $('load-note').hidden = false;
       $('load-note').textContent = model.notes.join(' ');

@@ -89,6 +89,9 @@ export interface ModelInfo {
   /** What the model's publisher wants visitors told about its clips (the manifest's `notice`),
    * such as that it is an early checkpoint; absent when it says nothing. */
   notice?: string;
+  /** Denoising steps per chunk the model was trained for (the manifest's training.sampler_steps,
+   * else 3): what generate() uses when given no steps. */
+  steps: number;
   manifest: any;
   baseUrl: string;
   bytesFetched: number;
@@ -145,7 +148,7 @@ export interface GenerateOptions {
   seed?: number | null;
   /** 1–15, default 4. */
   seconds?: number;
-  /** Denoising steps per chunk: 2 fast, 3 balanced (default), 4 best. */
+  /** Denoising steps per chunk, 1–8 (2 fast, 3 balanced, 4 best); default: the model's own, ModelInfo.steps. */
   steps?: number;
   /** Style words appended to the prompt; default 'none'. */
   style?: StyleId;

@@ -6,7 +6,7 @@
 import { ClipEncoder, chooseCodec } from './encoder.js';
 import { KinemaError, abortError } from './errors.js';
 import { loadModel } from './model-loader.js';
-import { BACKENDS, DEFAULT_MODEL, MAX_SECONDS, MAX_SEED, MIN_SECONDS, STYLES, checkPrompt, clipFilename, fullPrompt, randomSeed } from './params.js';
+import { BACKENDS, DEFAULT_MODEL, FALLBACK_STEPS, MAX_SECONDS, MAX_SEED, MAX_STEPS, MIN_SECONDS, STYLES, checkPrompt, clipFilename, fullPrompt, modelSteps, randomSeed } from './params.js';
 import { posterFromRgba } from './gallery.js';
 
 export { KinemaError } from './errors.js';
@@ -192,6 +192,7 @@ export class Kinema {
       parameters: m.parameters ?? 0,
       trained: m.trained ?? loaded.manifest.trained === true,
       notice: loaded.manifest.notice,
+      steps: modelSteps(loaded.manifest),
       manifest: loaded.manifest,
       baseUrl: loaded.baseUrl,
       bytesFetched: loaded.bytesFetched,
@@ -208,10 +209,11 @@ export class Kinema {
    * @returns {Generation}
    */
   generate(options) {
-    const o = { seconds: 4, steps: 3, style: 'none', ...options };
+    const o = { seconds: 4, style: 'none', ...options };
+    o.steps ??= this.model?.steps ?? FALLBACK_STEPS;
     const problems = checkPrompt(o.prompt);
     if (!Number.isInteger(o.seconds) || o.seconds < MIN_SECONDS || o.seconds > MAX_SECONDS) problems.push(`The length must be a whole number of seconds from ${MIN_SECONDS} to ${MAX_SECONDS}, not ${o.seconds}.`);
-    if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 8) problems.push(`Steps must be a whole number from 1 to 8, not ${o.steps}.`);
+    if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > MAX_STEPS) problems.push(`Steps must be a whole number from 1 to ${MAX_STEPS}, not ${o.steps}.`);
     if (o.seed !== undefined && o.seed !== null && (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > MAX_SEED)) problems.push(`The seed must be a whole number from 0 to ${MAX_SEED}, not ${o.seed}.`);
     if (!STYLES.some((s) => s.id === o.style)) problems.push(`Unknown style "${o.style}".`);
     if (problems.length) throw new KinemaError('input', problems.join(' '));

@@ -6,6 +6,7 @@ export const MAX_PROMPT_CHARS = 300;
 export const MIN_SECONDS = 1;
 export const MAX_SECONDS = 15;
 export const MAX_SEED = 0xffffffff; // the model's RNG takes a u32 seed
+export const MAX_STEPS = 8;
 export const DEFAULT_MODEL = 'models/kinema-tiny/';
 
 /** Quality presets: denoising steps per chunk (the few-step model is trained for 2–4). */
@@ -14,7 +15,18 @@ export const PRESETS = Object.freeze([
   { id: 'balanced', label: 'Balanced (3 steps)', steps: 3 },
   { id: 'best', label: 'Best (4 steps)', steps: 4 },
 ]);
-export const DEFAULT_STEPS = 3;
+/** Steps for a model whose manifest names none (training.sampler_steps). */
+export const FALLBACK_STEPS = 3;
+
+/**
+ * The steps a model was trained for (its manifest's training.sampler_steps), which generate() uses
+ * when no steps are asked for, as the CLI does, so a link without steps makes the clip the model
+ * card measured; FALLBACK_STEPS when the manifest names none or a number the sampler cannot take.
+ */
+export function modelSteps(manifest) {
+  const n = manifest?.training?.sampler_steps;
+  return Number.isInteger(n) && n >= 1 && n <= MAX_STEPS ? n : FALLBACK_STEPS;
+}
 
 /**
  * Styles: the words lead the prompt ("pixel art: a cat …"), a shape the model's training captions
@@ -37,7 +49,8 @@ export const STYLES = Object.freeze([
  */
 export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
 
-export const DEFAULTS = Object.freeze({ prompt: '', seed: null, seconds: 4, steps: DEFAULT_STEPS, style: 'none', model: DEFAULT_MODEL, backend: 'auto', autostart: false });
+// steps null: the model's own (modelSteps), as seed null is a random seed
+export const DEFAULTS = Object.freeze({ prompt: '', seed: null, seconds: 4, steps: null, style: 'none', model: DEFAULT_MODEL, backend: 'auto', autostart: false });
 
 /** A random u32 seed (crypto, so two visitors do not share a sequence). */
 export function randomSeed() {
@@ -95,7 +108,7 @@ export function parseParams(search) {
     const s = q.get('steps').trim();
     const preset = PRESETS.find((p) => String(p.steps) === s || p.id === s);
     if (preset) settings.steps = preset.steps;
-    else problems.push(`steps=${s} is not one of ${PRESETS.map((p) => p.steps).join(', ')} (fast, balanced, best); ${DEFAULT_STEPS} is used.`);
+    else problems.push(`steps=${s} is not one of ${PRESETS.map((p) => p.steps).join(', ')} (fast, balanced, best); the model's own number is used.`);
   }
 
   if (q.has('style')) {
@@ -152,7 +165,7 @@ export function toSearch(settings) {
   if (settings.prompt) q.set('prompt', settings.prompt);
   if (settings.seed !== null && settings.seed !== undefined) q.set('seed', String(settings.seed));
   if (settings.seconds !== DEFAULTS.seconds) q.set('seconds', String(settings.seconds));
-  if (settings.steps !== DEFAULTS.steps) q.set('steps', String(settings.steps));
+  if (settings.steps !== null && settings.steps !== undefined) q.set('steps', String(settings.steps));
   if (settings.style && settings.style !== 'none') q.set('style', settings.style);
   if (settings.model && settings.model !== DEFAULT_MODEL) q.set('model', settings.model);
   if (settings.backend && settings.backend !== DEFAULTS.backend) q.set('backend', settings.backend);

@@ -35,9 +35,10 @@ const waitRun = (page, run, timeout = 60_000) => page.waitForSelector(`body[data
 const workerLog = (page) => page.evaluate(() => window.__workerLog);
 
 describe('the page with a stand-in worker', () => {
-  test("the model folder's notice is shown beside its name", async () => {
+  test("the model folder's notice is shown beside its name, and a link without steps gets the model's own", async () => {
     const model = syntheticModel();
     model.manifest.notice = 'An early checkpoint: clips are blurry and show no subject yet.';
+    model.manifest.training = { sampler_steps: 4 };
     const { context, problems } = await newVisitor({ model });
     const page = await context.newPage();
     await page.goto(link({ prompt: 'a red fox', seed: '1', seconds: '1', autostart: '1' }));
@@ -45,6 +46,17 @@ describe('the page with a stand-in worker', () => {
     assert.match(await page.textContent('#load-text'), /kinema-test is ready/);
     assert.ok(await page.isVisible('#model-notice'));
     assert.equal(await page.textContent('#model-notice'), model.manifest.notice);
+
+    // The steps the manifest names (as the CLI and the model card use them), said in the form;
+    // the address keeps meaning "the model's own", the gallery's link names the number made.
+    const gen = (await workerLog(page)).find((m) => m.type === 'generate');
+    assert.equal(gen.steps, 4);
+    assert.equal(await page.inputValue('#steps'), '');
+    assert.equal(await page.textContent('#steps option:checked'), 'As trained (4 steps)');
+    assert.equal(new URL(page.url()).searchParams.has('steps'), false);
+    await page.waitForSelector('#gallery li.clip');
+    assert.match(await page.textContent('#gallery li.clip'), /seed 1 · 1 s · 4 steps/);
+    assert.equal(new URL(await page.getAttribute('#gallery li.clip a.button:not(.download)', 'href'), url).searchParams.get('steps'), '4');
     assert.deepEqual(problems, []);
     await context.close();
   });

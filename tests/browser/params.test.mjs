@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { DEFAULTS, MAX_SEED, clipFilename, checkPrompt, fullPrompt, parseParams, toSearch } from '../../web/params.js';
+import { DEFAULTS, FALLBACK_STEPS, MAX_SEED, clipFilename, checkPrompt, fullPrompt, modelSteps, parseParams, toSearch } from '../../web/params.js';
 import { checkManifest, orderFiles } from '../../web/model-loader.js';
 
 describe('URL parameters', () => {
@@ -22,13 +22,32 @@ describe('URL parameters', () => {
     assert.equal(toSearch(settings), '');
   });
 
+  test("no steps in a link means the model's own number; any chosen number stays in the link", () => {
+    assert.equal(parseParams('?prompt=a+cat').settings.steps, null);
+    assert.equal(toSearch({ ...DEFAULTS, prompt: 'a cat' }), '?prompt=a+cat');
+    for (const steps of [2, 3, 4]) {
+      const search = toSearch({ ...DEFAULTS, prompt: 'a cat', steps });
+      assert.equal(search, `?prompt=a+cat&steps=${steps}`);
+      assert.equal(parseParams(search).settings.steps, steps);
+    }
+  });
+
+  test("a model's own steps come from its manifest's training.sampler_steps, else the fallback", () => {
+    assert.equal(modelSteps({ training: { sampler_steps: 4 } }), 4);
+    assert.equal(modelSteps({ training: { sampler_steps: 1 } }), 1);
+    assert.equal(FALLBACK_STEPS, 3);
+    for (const manifest of [{}, { training: {} }, { training: { sampler_steps: 0 } }, { training: { sampler_steps: 9 } }, { training: { sampler_steps: 2.5 } }, { training: { sampler_steps: '4' } }, null, undefined]) {
+      assert.equal(modelSteps(manifest), FALLBACK_STEPS, JSON.stringify(manifest));
+    }
+  });
+
   test('bad values each give one clear sentence and fall back to the default; nothing throws', () => {
     const { settings, problems } = parseParams('?seconds=99&steps=7&style=cubism&seed=-3&autostart=maybe&model=ftp://x/&backend=cuda');
     assert.equal(problems.length, 7, problems.join('\n'));
     assert.match(problems.join('\n'), /backend=cuda is not one of auto, webgpu, cpu; auto is used/);
     assert.match(problems.join('\n'), /seed=-3 is not a whole number from 0 to 4294967295/);
     assert.match(problems.join('\n'), /seconds=99 is out of range: .* from 1 to 15; 4 s is used/);
-    assert.match(problems.join('\n'), /steps=7 is not one of 2, 3, 4/);
+    assert.match(problems.join('\n'), /steps=7 is not one of 2, 3, 4 .*; the model's own number is used/);
     assert.match(problems.join('\n'), /style=cubism is not a known style/);
     assert.match(problems.join('\n'), /autostart=maybe must be 1 or 0/);
     assert.match(problems.join('\n'), /model=ftp:\/\/x\/ must be an http\(s\) address/);

@@ -12,7 +12,7 @@ export async function demo(canvas: HTMLCanvasElement): Promise<Clip | null> {
     signal: abort.signal,
     onProgress: (p: LoadProgress) => console.log(p.phase, p.file ?? '', p.bytes / p.total, p.bytesPerSecond, p.message),
   });
-  console.log(model.modelId, model.parameters, model.cacheUsed, model.notes.join(' '), model.notice ?? 'no notice');
+  console.log(model.modelId, model.parameters, model.cacheUsed, model.notes.join(' '), model.notice ?? 'no notice', `${model.steps} steps as trained`);
   const ctx = canvas.getContext('2d')!;
   const gen = kinema.generate({
     prompt: 'a red fox in snow',
