@@ -3,6 +3,8 @@
 
   python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps N] [--seconds 15]
   python evaluate.py --reference --classifier runs/main          # rendered clips: the ceiling
+  python evaluate.py --reference --through-ae runs/main --classifier runs/main
+                                          # rendered clips encoded and decoded: the autoencoder's ceiling
   python evaluate.py --write-prompts prompts.jsonl [--in-dist 120 --per-heldout 4 --seconds 15]
   python evaluate.py --rescore eval.json --prompts prompts.jsonl   # judge saved classes again
 
@@ -64,6 +66,14 @@ def generated(entries, model, tok, chunks, steps, batch, frames):
         part = entries[s:s + batch]
         video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part], chunks, steps)
         yield video[:, :frames]
+
+
+def through(source, ae, round_trip, fidelity):
+    """The rendered batches of `source`, each encoded and decoded by `ae`, noting the PSNR."""
+    for video in source:
+        rec = round_trip(ae, video)
+        fidelity.add(video, rec)
+        yield rec
 
 
 def judge(pred: list[dict], entries: list[dict]) -> tuple[dict, dict]:
@@ -137,6 +147,10 @@ def table(r: dict, head: str) -> str:
         f" (excess {fl['excess']:+.3f}); at chunk seams {f(fl['clips']['at_seams']).strip()}, inside chunks "
         f"{fl['clips']['inside_chunks']:.3f}",
     ]
+    if r.get("autoencoder"):
+        ae = r["autoencoder"]
+        lines.append(f"autoencoder round trip: PSNR {ae['psnr']:.2f} dB against the rendered frames; each 8x8-pixel "
+                     f"4-frame block as its mean colour: {ae['block_psnr']:.2f} dB (mean over {ae['clips']} clips)")
     return "\n".join(lines)
 
 
@@ -145,6 +159,9 @@ def main(argv=None):
     ap.add_argument("--model", help="model folder (manifest.json) or train.py run folder")
     ap.add_argument("--classifier", help="classifier checkpoint folder, or a run folder with classifier/")
     ap.add_argument("--reference", action="store_true", help="evaluate rendered clips instead of generated ones")
+    ap.add_argument("--through-ae", metavar="RUN",
+                    help="with --reference: pass the rendered clips through this autoencoder (a run folder or "
+                         "its ae/) first, and print its PSNR on them (measure/round_trip.py)")
     ap.add_argument("--prompts", help="prompt file (JSONL, see measure/prompts.py); default: built from the grammar")
     ap.add_argument("--write-prompts", help="write the built prompt list here and exit")
     ap.add_argument("--in-dist", type=int, default=120, help="built list: prompts drawn like training data")
@@ -178,6 +195,8 @@ def main(argv=None):
         return r
     if not args.classifier or not (args.model or args.reference):
         ap.error("give --classifier and --model (or --reference)")
+    if args.through_ae and not args.reference:
+        ap.error("--through-ae reads rendered clips: give it with --reference")
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cuda.matmul.allow_tf32 = True
     held = load_heldout()
@@ -189,9 +208,22 @@ def main(argv=None):
     clf, cstate = load_classifier(Path(args.classifier), dev)
     H, W = clf.cfg.video_height, clf.cfg.video_width
     t0 = time.time()
+    fidelity = None
     if args.reference:
         # no chunks in a render: its "seams" are read at kinema-tiny's 1 s chunk boundaries
         source, desc, chunk = rendered(entries, None, H, W, args.batch, dev), "rendered clips (reference)", FPS
+        if args.through_ae:
+            import train
+            from measure.round_trip import Fidelity, load_autoencoder, round_trip
+            ae, ae_state = load_autoencoder(Path(args.through_ae), dev)
+            avc = train.model_config(ae_state.get("toy", False)).video
+            if (avc.height, avc.width) != (H, W):
+                raise SystemExit(f"{args.through_ae}: the autoencoder works at {avc.width}x{avc.height}, the classifier "
+                                 f"reads {W}x{H} renders")
+            fidelity = Fidelity()
+            source = through(source, ae, round_trip, fidelity)
+            desc = (f"rendered clips through the autoencoder {args.through_ae} (step {ae_state['step']}"
+                    f"{', toy' if ae_state.get('toy') else ''})")
     else:
         from measure.generate import clip_chunks, load_generator, steps_to_use
         model, tok, info = load_generator(Path(args.model), dev)
@@ -210,7 +242,9 @@ def main(argv=None):
     t_clips = time.time() - t0
     fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
     r = summarise(clips, fresh, entries, chunk)
-    r.update({"mode": "reference" if args.reference else "generated", "clips_from": desc,
+    if fidelity is not None:
+        r["autoencoder"] = {"path": str(args.through_ae), "step": ae_state["step"], **fidelity.summary()}
+    r.update({"mode": ("round_trip" if fidelity else "reference") if args.reference else "generated", "clips_from": desc,
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
               "frames": frames, "size": [W, H], "steps": None if args.reference else steps,

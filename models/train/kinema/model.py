@@ -477,12 +477,18 @@ class TPool(nn.Module):
         self.conv = nn.Conv2d(n * stride, n, 1, bias=False)
 
 
-def _whole_clip(layers, x):
-    """Run an indexed stack over [B, T, C, H, W], handling time for MemBlock/TGrow/TPool."""
-    for layer in layers:
+def _whole_clip(layers, x, carry: dict | None = None):
+    """Run an indexed stack over [B, T, C, H, W], handling time for MemBlock/TGrow/TPool.
+    `carry` (a dict, updated) holds each MemBlock's last input frame from the previous window of
+    the same clips: run window by window with one dict, a clip gives what it gives whole, in a
+    fraction of the memory (windows of whole TPool/TGrow groups)."""
+    for idx, layer in enumerate(layers):
         B, T = x.shape[:2]
         if isinstance(layer, MemBlock):
-            past = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+            first = carry.get(idx) if carry is not None else None
+            past = torch.cat([torch.zeros_like(x[:, :1]) if first is None else first, x[:, :-1]], dim=1)
+            if carry is not None:
+                carry[idx] = x[:, -1:]
             y = layer(x.flatten(0, 1), past.flatten(0, 1))
         elif isinstance(layer, TGrow):
             y = layer.conv(x.flatten(0, 1))
@@ -518,10 +524,11 @@ class Decoder(nn.Module):
         for i, layer in enumerate(layers):
             self.add_module(str(i), layer)
 
-    def forward(self, x, clamp: bool = True):
+    def forward(self, x, clamp: bool = True, carry: dict | None = None):
         """clamp=False is for training: the clamp's zero gradient outside [0, 1] would leave
-        every overshooting pixel without a learning signal (a third of them at initialisation)."""
-        y = _whole_clip(self.children(), x)
+        every overshooting pixel without a learning signal (a third of them at initialisation).
+        `carry`: see `_whole_clip`."""
+        y = _whole_clip(self.children(), x, carry)
         return y.clamp(0, 1) if clamp else y
 
     def init_state(self) -> dict:
@@ -568,9 +575,10 @@ class Encoder(nn.Module):
         for i, layer in enumerate(layers):
             self.add_module(str(i), layer)
 
-    def forward(self, x):
+    def forward(self, x, carry: dict | None = None):
+        """`carry`: see `_whole_clip` (windows of a multiple of 4 frames)."""
         assert x.shape[1] % 4 == 0
-        return _whole_clip(self.children(), x)
+        return _whole_clip(self.children(), x, carry)
 
 
 def init_autoencoder_(module: nn.Module, zero_residual: bool = True) -> None:

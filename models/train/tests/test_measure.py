@@ -298,6 +298,72 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
     assert abs(ref["flicker"]["excess"]) < 0.5 * ref["flicker"]["rendered"]["mean"]
 
 
+def toy_autoencoder(folder: Path, stage: str = "autoencoder") -> torch.nn.ModuleDict:
+    """A freshly initialised toy autoencoder saved as train.py saves one (bf16 shards)."""
+    import train
+    from kinema.model import Decoder, Encoder, init_autoencoder_
+    from train_io import save_checkpoint
+    cfg = train.model_config(True)
+    torch.manual_seed(0)
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    init_autoencoder_(net)
+    save_checkpoint(folder, net.state_dict(), {"stage": stage, "step": 7, "toy": True})
+    return net
+
+
+def test_round_trip_fidelity_on_known_clips(tmp_path):
+    from measure.round_trip import Fidelity, load_autoencoder, round_trip
+    video = torch.rand(2, 8, 3, 32, 48)
+    fid = Fidelity()
+    fid.add(video, (video + 0.1).clamp(max=2))  # every pixel off by 0.1: 20 dB
+    flat = torch.rand(1, 2, 1, 3, 4, 1, 6, 1).expand(1, 2, 4, 3, 4, 8, 6, 8).reshape(1, 8, 3, 32, 48)
+    fid.add(flat, flat)  # exact, and flat in every 8x8x4 block: both at the 1e-10 floor
+    s = fid.summary()
+    assert s["clips"] == 3
+    assert s["psnr"] == pytest.approx((20 + 20 + 100) / 3, abs=1e-3)
+    # uniform noise around its block means: variance (1 - 1/256) / 12, so 10.8 dB
+    assert s["block_psnr"] == pytest.approx((2 * 10.81 + 100) / 3, abs=0.1)
+    # the checkpoint loads as saved (bf16 weights), and clip by clip equals the whole batch at once
+    net = toy_autoencoder(tmp_path / "run" / "ae")
+    for path in (tmp_path / "run", tmp_path / "run" / "ae"):
+        ae, state = load_autoencoder(path, "cpu")
+        assert state["step"] == 7
+    with torch.no_grad():
+        want = ae["decoder"](ae["encoder"](video)).clamp(0, 1)
+        saved = net["encoder"].state_dict()["0.weight"].to(torch.bfloat16).float()
+        assert torch.equal(ae["encoder"].state_dict()["0.weight"], saved)
+    rec = round_trip(ae, video)
+    assert rec.shape == video.shape and torch.allclose(rec, want, atol=1e-5)
+    toy_autoencoder(tmp_path / "flow", stage="flow")
+    with pytest.raises(SystemExit, match="a flow checkpoint, not the autoencoder's"):
+        load_autoencoder(tmp_path / "flow", "cpu")
+    with pytest.raises(SystemExit, match="no autoencoder checkpoint"):
+        load_autoencoder(tmp_path, "cpu")
+
+
+def test_eval_through_the_autoencoder(classifier_run, tmp_path, capsys):
+    """--reference --through-ae reads the rendered clips after a round trip: a random-init
+    autoencoder's clips are far from the renders, and the figures say which autoencoder it was."""
+    import evaluate
+    toy_autoencoder(tmp_path / "run" / "ae")
+    common = ["--classifier", str(classifier_run), "--in-dist", "3", "--per-heldout", "0", "--seconds", "1",
+              "--batch", "2", "--reference"]
+    ref = evaluate.main(common + ["--json", str(tmp_path / "ref.json")])
+    rt = evaluate.main(common + ["--through-ae", str(tmp_path / "run"), "--json", str(tmp_path / "rt.json")])
+    text = capsys.readouterr().out
+    assert ref["mode"] == "reference" and "autoencoder" not in ref
+    assert rt["mode"] == "round_trip" and f"through the autoencoder {tmp_path / 'run'} (step 7, toy)" in text
+    ae = rt["autoencoder"]
+    assert ae["clips"] == 3 and ae["step"] == 7
+    assert "autoencoder round trip: PSNR" in text
+    assert 0 < ae["psnr"] < ae["block_psnr"] < 60, ae  # an untrained autoencoder is below the block mean
+    assert rt["frechet"] > 2 * ref["frechet"]
+    assert json.loads((tmp_path / "rt.json").read_text())["autoencoder"] == json.loads(json.dumps(ae))
+    with pytest.raises(SystemExit):
+        evaluate.main(["--classifier", str(classifier_run), "--model", str(TINY), "--through-ae", str(tmp_path / "run")])
+    assert "--through-ae reads rendered clips" in capsys.readouterr().err
+
+
 def test_sample_strip(tmp_path):
     import strip
     meta = strip.main(["--model", str(TINY), "--out", str(tmp_path / "s.png"), "--prompt", "a red ball",

@@ -71,6 +71,28 @@ def test_decoder_streaming_equals_whole_clip():
     assert (alone - whole[:, 4:8]).abs().max() > 1e-3
 
 
+def test_autoencoder_window_by_window_equals_the_whole_clip():
+    """`carry` hands each MemBlock's last frame to the next window: encoder and decoder run in
+    windows (as measure/round_trip does for 15 s clips) give the whole clip's numbers."""
+    from measure.round_trip import round_trip
+    m, g = tiny()
+    x = latents(m.cfg, 2, 6, g)
+    calibrate_decoder_output_(m.decoder, x)
+    frames = m.decoder(x)  # 24 frames
+    z = m.encoder(frames)
+    for window in (4, 8, 12):
+        enc, dec = {}, {}
+        zs = [m.encoder(frames[:, t:t + window], carry=enc) for t in range(0, 24, window)]
+        assert (torch.cat(zs, dim=1) - z).abs().max() < 1e-5
+        rec = torch.cat([m.decoder(zw, carry=dec) for zw in zs], dim=1)
+        assert (rec - m.decoder(z)).abs().max() < 1e-5
+    net = torch.nn.ModuleDict({"encoder": m.encoder, "decoder": m.decoder})
+    assert (round_trip(net, frames, window=8) - m.decoder(z)).abs().max() < 1e-5
+    # without the carried frames the windows differ: the memory is real
+    cut = torch.cat([m.encoder(frames[:, t:t + 8]) for t in range(0, 24, 8)], dim=1)
+    assert (cut - z).abs().max() > 1e-3
+
+
 def test_channels_last_autoencoder_computes_the_same():
     """train.py --channels-last only changes the memory layout of the autoencoder's convolutions:
     encoder and decoder give the same numbers (TGrow's channel-to-frame split included)."""
