@@ -146,17 +146,18 @@ class TextCache:
 # ---------------------------------------------------------------------------------------- data
 
 def _prepare_step(job):
-    base_seed, step, batch, frames, H, W, cut_prob, groups = job
+    base_seed, step, batch, frames, H, W, cut_prob, groups, labels = job
     specs, caps = sample_batch(base_seed, step, batch, frames, cut_prob=cut_prob, groups=groups)
-    return step, prepare(specs, H, W, with_labels=False), [c["text"] for c in caps]
+    return step, prepare(specs, H, W, with_labels=labels), [c["text"] for c in caps]
 
 
 class Prefetch:
     """Host-side preparation (physics, captions) of later steps in worker processes while the
     device renders and trains on the current one."""
 
-    def __init__(self, base_seed, step0, batch, frames, H, W, workers, cut_prob, groups=0, ahead=None):
-        self.job = lambda s: (base_seed, s, batch, frames, H, W, cut_prob, groups)
+    def __init__(self, base_seed, step0, batch, frames, H, W, workers, cut_prob, groups=0, ahead=None,
+                 labels=False):
+        self.job = lambda s: (base_seed, s, batch, frames, H, W, cut_prob, groups, labels)
         self.next = step0
         self.pool = None
         self.q = deque()
@@ -228,10 +229,35 @@ def psnr(a, b):
     return -10 * torch.log10(((a - b) ** 2).mean().clamp(min=1e-10))
 
 
+def subject_mask(labels: list[dict], T: int, H: int, W: int, margin: float = 4.0, device="cpu") -> torch.Tensor:
+    """[B, T, 1, H, W], 1 inside each frame's subject box (world.sim.labels_for, in pixels) grown
+    by `margin` pixels, else 0. The subject is about 5 % of a frame (median box), so a plain
+    per-pixel loss spends a twentieth of its weight on what the eval's subject, colour and motion
+    heads read."""
+    box = torch.as_tensor(np.stack([lab["box"][:T] for lab in labels]), dtype=torch.float32, device=device)
+    u = torch.arange(W, device=device, dtype=torch.float32) + 0.5
+    v = torch.arange(H, device=device, dtype=torch.float32) + 0.5
+    b = box[..., None, None]  # [B, T, 4, 1, 1]
+    inside_u = (u >= b[:, :, 0] - margin) & (u < b[:, :, 2] + margin)  # [B, T, 1, W]
+    inside_v = (v[:, None] >= b[:, :, 1] - margin) & (v[:, None] < b[:, :, 3] + margin)  # [B, T, H, 1]
+    return (inside_u & inside_v).float().unsqueeze(2)
+
+
+def masked_psnr(a, b, mask) -> torch.Tensor | None:
+    """PSNR over the pixels where `mask` ([B, T, 1, H, W]) is 1; None when it covers none."""
+    n = mask.sum() * a.shape[2]
+    if float(n) == 0:
+        return None
+    return -10 * torch.log10((((a - b) ** 2) * mask).sum().div(n).clamp(min=1e-10))
+
+
 def autoencoder_loss(net, video, ae_noise: float, latent_reg_weight: float, autocast,
-                     train_encoder: bool = True):
+                     train_encoder: bool = True, subject=None, subject_weight: float = 0.0):
     """Encoder + decoder, with noise on the decoder's input so it forgives the DiT. The loss reads
-    the decoder's raw output (see Decoder.forward); the PSNR what the clamped one shows."""
+    the decoder's raw output (see Decoder.forward); the PSNR what the clamped one shows. With a
+    `subject` mask (`subject_mask`), its pixels weigh 1 + subject_weight in the L1 and MSE terms
+    (normalised, so the loss keeps its scale), and the PSNR inside the mask is reported beside
+    its block-mean baseline."""
     with autocast():
         with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
             z = net["encoder"](video)
@@ -239,16 +265,26 @@ def autoencoder_loss(net, video, ae_noise: float, latent_reg_weight: float, auto
         rec = net["decoder"](z + sigma * torch.randn_like(z), clamp=False)
     rec = rec.float()
     z = z.float()
-    l1 = (rec - video).abs().mean()
-    mse = ((rec - video) ** 2).mean()
+    diff = rec - video
+    if subject is not None and subject_weight:
+        w = 1 + subject_weight * subject
+        l1 = (w * diff.abs()).mean() / w.mean()
+        mse = (w * diff ** 2).mean() / w.mean()
+    else:
+        l1 = diff.abs().mean()
+        mse = (diff ** 2).mean()
     gl = image_grad_l1(rec.flatten(0, 1), video.flatten(0, 1))
     reg = latent_reg(z)
     loss = l1 + mse + 0.5 * gl + latent_reg_weight * reg
     with torch.no_grad():
-        rec_psnr = psnr(rec.detach().clamp(0, 1), video)
-        block_psnr = psnr(block_mean(video), video)
-    return loss, {"l1": l1.detach(), "reg": reg.detach(), "psnr": rec_psnr, "block_psnr": block_psnr,
-                  "z_std": z.detach().std()}
+        shown = rec.detach().clamp(0, 1)
+        blocks = block_mean(video)
+        parts = {"l1": l1.detach(), "reg": reg.detach(), "psnr": psnr(shown, video), "block_psnr": psnr(blocks, video),
+                 "z_std": z.detach().std()}
+        if subject is not None and (inside := masked_psnr(shown, video, subject)) is not None:
+            parts["subject_psnr"] = inside
+            parts["subject_block_psnr"] = masked_psnr(blocks, video, subject)
+    return loss, parts
 
 
 def lr_at(step_in_session: int, base: float, warmup: int) -> float:
@@ -372,7 +408,7 @@ class Trainer:
         # with --reuse K, step s trains on rendered batch s // K (fresh noise, timesteps and caption
         # dropout each time): rendering is costly and the data stays a pure function of the step
         pre = Prefetch(a.seed * 1000 + STAGE_SALT[self.stage], step // a.reuse, self.batch, self.frames, self.H,
-                       self.W, a.workers, a.cut_prob, a.batch_groups)
+                       self.W, a.workers, a.cut_prob, a.batch_groups, labels=self.stage == "autoencoder")
         data = None
         t_start = time.time()
         t_log, n_log = time.time(), 0
@@ -398,7 +434,7 @@ class Trainer:
                     video = draw(prep, dev, max_frames=a.render_frames)
                     sync()
                     t1e = time.perf_counter()
-                    data = self.stage_input(video)
+                    data = self.stage_input(video, prep)
                     del video
                     sync()
                 else:
@@ -454,18 +490,20 @@ class Trainer:
         save_checkpoint(self.ckdir, sd, st)
         print(f"saved {self.ckdir} at step {step}", flush=True)
 
-    def stage_input(self, video):
-        """What a stage trains on, made once per rendered batch: the frames (autoencoder) or
-        their latents from the frozen encoder (flow, shortcut), so that with --reuse K the
-        encoder runs once per K steps, not every step."""
+    def stage_input(self, video, prep):
+        """What a stage trains on, made once per rendered batch: the frames and their subject
+        boxes (autoencoder) or their latents from the frozen encoder (flow, shortcut), so that
+        with --reuse K the encoder runs once per K steps, not every step."""
         if self.stage == "autoencoder":
-            return video
+            return video, subject_mask(prep["labels"], self.frames, self.H, self.W, device=video.device)
         with torch.no_grad(), self.autocast():
             return self.encoder(video).float()
 
-    def loss_autoencoder(self, net, ema, video, caps):
+    def loss_autoencoder(self, net, ema, data, caps):
+        video, subject = data
         return autoencoder_loss(net, video, self.args.ae_noise, self.args.latent_reg, self.autocast,
-                                train_encoder=not self.args.freeze_encoder)
+                                train_encoder=not self.args.freeze_encoder, subject=subject,
+                                subject_weight=self.args.subject_weight)
 
     def _latents_text(self, z0, caps):
         drop = torch.rand(len(caps)) < self.args.caption_dropout
@@ -642,6 +680,9 @@ def main(argv=None):
     ap.add_argument("--guidance", type=float, default=3.0, help="CFG scale baked in by the shortcut stage")
     ap.add_argument("--ae-noise", type=float, default=0.3, help="max std of noise on the decoder's input latents")
     ap.add_argument("--latent-reg", type=float, default=0.05)
+    ap.add_argument("--subject-weight", type=float, default=0.0,
+                    help="autoencoder: the subject box's pixels weigh 1 + this in the reconstruction loss "
+                         "(the log has subject_psnr either way)")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="autoencoder: train the decoder alone, keeping the latent space a DiT learned")
     ap.add_argument("--compile", action="store_true")

@@ -1,6 +1,6 @@
 """How fast does the autoencoder learn from a given init and learning rate? A small CPU experiment.
 
-  python -m measure.ae_convergence [--init training|he|default] [--lr 3e-4] [--steps 400]
+  python -m measure.ae_convergence [--init training|he|default] [--lr 3e-4] [--steps 400] [--subject-weight W]
 
 Renders one fixed set of clips (the last 8 held aside), then trains a fresh encoder + decoder of
 the real widths on random crops of the rest with `train.autoencoder_loss` (noise on the latents
@@ -8,7 +8,8 @@ and the latent regulariser included), and prints, every --eval-every steps, the 
 clips at full size and their colour saturation relative to the rendered frames (1 = as colourful,
 0 = grey). Inits: `training` is `init_autoencoder_` (what train.py uses for a fresh autoencoder),
 `he` the same without the zero-initialised MemBlock branches, `default` torch's own init (what the
-first GPU session trained from).
+first GPU session trained from). --subject-weight trains with the subject's box weighted as
+train.py does; the held clips' PSNR inside their subject boxes is printed either way.
 """
 from __future__ import annotations
 
@@ -26,29 +27,33 @@ from world.clips import render_clips, sample_batch
 INITS = ("training", "he", "default")
 
 
-def held_out_figures(net, video: torch.Tensor) -> tuple[float, float]:
-    """PSNR of the clamped reconstruction over all of `video`, and the colour saturation (max − min
-    over RGB, per pixel) of the first 4 clips' reconstructions relative to theirs."""
+def held_out_figures(net, video: torch.Tensor, subject: torch.Tensor) -> tuple[float, float, float]:
+    """PSNR of the clamped reconstruction over all of `video` and inside the subject boxes
+    (`subject`, train.subject_mask), and the colour saturation (max − min over RGB, per pixel) of
+    the first 4 clips' reconstructions relative to theirs."""
+    from train import masked_psnr
     with torch.no_grad():
-        errs = [((net["decoder"](net["encoder"](video[i:i + 4])) - video[i:i + 4]) ** 2).mean()
-                for i in range(0, len(video), 4)]
-        held_psnr = float(-10 * torch.log10(torch.stack(errs).mean()))
-        v = video[:4]
-        r = net["decoder"](net["encoder"](v))
+        rec = torch.cat([net["decoder"](net["encoder"](video[i:i + 4])) for i in range(0, len(video), 4)])
+        held_psnr = float(-10 * torch.log10(((rec - video) ** 2).mean()))
+        subject_psnr = float(masked_psnr(rec, video, subject))
+        v, r = video[:4], rec[:4]
         sat = float((r.max(dim=2).values - r.min(dim=2).values).mean()
                     / (v.max(dim=2).values - v.min(dim=2).values).mean())
-    return held_psnr, sat
+    return held_psnr, subject_psnr, sat
 
 
-def baselines(video: torch.Tensor) -> dict:
+def baselines(video: torch.Tensor, subject: torch.Tensor | None = None) -> dict:
     """PSNR of two reconstructions that need no training, as a scale for the autoencoder's: each
     frame as its mean colour, and each 8×8-pixel 4-frame block as its mean colour (what one latent
     position covers; `train.block_mean`). An autoencoder below the block mean has not yet learned
     what its latents could carry."""
-    from train import block_mean, psnr
+    from train import block_mean, masked_psnr, psnr
     frame_mean = video.mean((3, 4), keepdim=True).expand_as(video)
-    return {"frame_mean_psnr": round(float(psnr(frame_mean, video)), 2),
-            "block_mean_psnr": round(float(psnr(block_mean(video), video)), 2)}
+    out = {"frame_mean_psnr": round(float(psnr(frame_mean, video)), 2),
+           "block_mean_psnr": round(float(psnr(block_mean(video), video)), 2)}
+    if subject is not None:
+        out["subject_block_mean_psnr"] = round(float(masked_psnr(block_mean(video), video, subject)), 2)
+    return out
 
 
 def main(argv=None) -> list[dict]:
@@ -60,6 +65,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--ae-noise", type=float, default=0.3)
     ap.add_argument("--latent-reg", type=float, default=0.05)
+    ap.add_argument("--subject-weight", type=float, default=0.0, help="as train.py --subject-weight")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=2, help="clips per step")
     ap.add_argument("--frames", type=int, default=8, help="frames per clip (a multiple of 4)")
@@ -74,13 +80,16 @@ def main(argv=None) -> list[dict]:
 
     t0 = time.time()
     specs, _ = sample_batch(0, 0, a.clips + 8, a.frames, cut_prob=0.1)
-    rendered, _ = render_clips(specs, with_labels=False)
+    rendered, labels = render_clips(specs)
     video = (rendered * 255).round().to(torch.uint8).float() / 255  # as 8-bit frames
+    boxes = train.subject_mask(labels, a.frames, video.shape[-2], video.shape[-1])
     clips, held = video[:a.clips], video[a.clips:]
+    clip_boxes, held_boxes = boxes[:a.clips], boxes[a.clips:]
     print(f"rendered {a.clips} + 8 clips of {a.frames} frames in {time.time() - t0:.0f} s", flush=True)
-    base = baselines(held)
+    base = baselines(held, held_boxes)
     print(f"held clips without training: each frame as its mean colour {base['frame_mean_psnr']:.2f} dB, each "
-          f"8x8-pixel 4-frame block as its mean colour {base['block_mean_psnr']:.2f} dB", flush=True)
+          f"8x8-pixel 4-frame block as its mean colour {base['block_mean_psnr']:.2f} dB, inside the subject "
+          f"boxes {base['subject_block_mean_psnr']:.2f} dB", flush=True)
 
     torch.manual_seed(0)
     cfg = KinemaConfig.kinema_tiny()
@@ -95,21 +104,25 @@ def main(argv=None) -> list[dict]:
     for s in range(a.steps):
         for group in opt.param_groups:
             group["lr"] = train.lr_at(s, a.lr, a.warmup)
-        batch = clips[torch.randint(0, a.clips, (a.batch,), generator=gen)]
+        pick = torch.randint(0, a.clips, (a.batch,), generator=gen)
+        batch, batch_boxes = clips[pick], clip_boxes[pick]
         y0 = int(torch.randint(0, (batch.shape[-2] - ch) // 8 + 1, (1,), generator=gen)) * 8
         x0 = int(torch.randint(0, (batch.shape[-1] - cw) // 8 + 1, (1,), generator=gen)) * 8
-        loss, parts = train.autoencoder_loss(net, batch[..., y0:y0 + ch, x0:x0 + cw], a.ae_noise,
-                                             a.latent_reg, contextlib.nullcontext)
+        crop = (..., slice(y0, y0 + ch), slice(x0, x0 + cw))
+        loss, parts = train.autoencoder_loss(net, batch[crop], a.ae_noise, a.latent_reg, contextlib.nullcontext,
+                                             subject=batch_boxes[crop], subject_weight=a.subject_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if s == 0 or (s + 1) % a.eval_every == 0:
-            held_psnr, sat = held_out_figures(net, held)
-            rec = dict(init=a.init, lr=a.lr, step=s + 1, held_psnr=round(held_psnr, 2), saturation=round(sat, 3),
+            held_psnr, subject_psnr, sat = held_out_figures(net, held, held_boxes)
+            rec = dict(init=a.init, lr=a.lr, subject_weight=a.subject_weight, step=s + 1, held_psnr=round(held_psnr, 2),
+                       held_subject_psnr=round(subject_psnr, 2), saturation=round(sat, 3),
                        batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
                        seconds=round(time.time() - t0, 1))
             records.append(rec)
-            print(f"step {rec['step']:5d}: held-out PSNR {held_psnr:5.2f} dB, saturation {sat:.3f}, "
+            print(f"step {rec['step']:5d}: held-out PSNR {held_psnr:5.2f} dB (subject boxes {subject_psnr:5.2f}), "
+                  f"saturation {sat:.3f}, "
                   f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f} "
                   f"({rec['seconds']:.0f} s)", flush=True)
     if a.json:

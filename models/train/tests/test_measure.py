@@ -145,11 +145,12 @@ def test_camera_reach_runs_at_toy_size(capsys):
 def test_ae_convergence_runs_at_toy_size(capsys):
     from measure import ae_convergence
     r = ae_convergence.main(["--clips", "2", "--frames", "4", "--steps", "2", "--eval-every", "2",
-                             "--crop", "16", "32", "--threads", "1"])
+                             "--crop", "16", "32", "--threads", "1", "--subject-weight", "4"])
     assert [x["step"] for x in r] == [1, 2]
-    assert all(0 < x["held_psnr"] < 60 and 0 < x["saturation"] for x in r)
+    assert all(0 < x["held_psnr"] < 60 and 0 < x["held_subject_psnr"] < 60 and 0 < x["saturation"] for x in r)
+    assert all(x["subject_weight"] == 4 for x in r)
     out = capsys.readouterr().out
-    assert "held-out PSNR" in out and "each frame as its mean colour" in out
+    assert "held-out PSNR" in out and "each frame as its mean colour" in out and "inside the subject boxes" in out
 
 
 def test_ae_baselines_on_clips_with_known_answers():
@@ -163,6 +164,12 @@ def test_ae_baselines_on_clips_with_known_answers():
     y, x = torch.meshgrid(torch.arange(16), torch.arange(32), indexing="ij")
     board = ((y + x) % 2).float().expand(1, 4, 3, 16, 32)
     assert baselines(board) == {"frame_mean_psnr": 6.02, "block_mean_psnr": 6.02}
+    # inside a subject box only: there the blocks are flat, outside they are the checkerboard
+    mixed = board.clone()
+    mixed[..., :8, :8] = 0.25
+    box = torch.zeros(1, 4, 1, 16, 32)
+    box[..., :8, :8] = 1
+    assert baselines(mixed, box)["subject_block_mean_psnr"] >= 99
 
 
 def test_remove_subject_leaves_the_scene_and_labels_none():

@@ -42,6 +42,8 @@ def test_toy_end_to_end(tmp_path):
     # ... and its PSNR beside the block-mean PSNR of the same batch, the scale it is read against
     ae = [r for r in log if r["stage"] == "autoencoder"]
     assert all(0 < r["psnr"] < 60 and 0 < r["block_psnr"] < 60 for r in ae)
+    # ... and inside the subject's box, where the eval's subject, colour and motion heads look
+    assert all(0 < r["subject_psnr"] < 60 and 0 < r["subject_block_psnr"] < 60 for r in ae)
 
     out = tmp_path / "model"
     _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32", "--notice", "A toy: noise.")
@@ -115,6 +117,57 @@ def test_autoencoder_loss_reaches_pixels_outside_the_clamp():
     loss.backward()
     assert float(last.bias.grad.abs().min()) > 0
     assert 0 < float(parts["psnr"]) < 20  # measured on the clamped output
+
+
+def test_subject_mask_covers_each_frames_box():
+    import train
+    box = torch.tensor([[8.0, 4.0, 16.0, 12.0], [-20.0, -20.0, -10.0, -10.0]]).numpy()  # frame 2: off screen
+    m = train.subject_mask([{"box": box}], 2, 16, 24, margin=0)
+    assert m.shape == (1, 2, 1, 16, 24)
+    assert int(m[0, 0].sum()) == 64 and int(m[0, 0, 0, 4:12, 8:16].sum()) == 64
+    assert int(m[0, 1].sum()) == 0
+    assert int(train.subject_mask([{"box": box}], 2, 16, 24, margin=2)[0, 0].sum()) == 12 * 12
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in encoder or decoder: returns `out` whatever it is given (and a gradient path)."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, clamp=True):
+        return self.out * self.scale
+
+
+def test_the_subject_weight_moves_the_loss_towards_the_subjects_pixels():
+    """--subject-weight: an error inside the subject's box costs more than the same error
+    outside it; the subject's PSNR is reported either way, beside its block-mean baseline."""
+    import train
+    video = torch.full((1, 4, 3, 16, 16), 0.5)
+    mask = torch.zeros(1, 4, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1  # a 4x4 subject: 1/16 of the frame
+    z = torch.zeros(1, 1, 4, 2, 2)
+    err_in, err_out = video.clone(), video.clone()
+    err_in[..., 4:8, 4:8] += 0.1
+    err_out[..., 8:12, 8:12] += 0.1
+    losses = {}
+    for name, rec in (("in", err_in), ("out", err_out)):
+        for w in (0.0, 8.0):
+            net = torch.nn.ModuleDict({"encoder": _Fixed(z), "decoder": _Fixed(rec)})
+            loss, parts = train.autoencoder_loss(net, video, 0.0, 0.0, contextlib.nullcontext, subject=mask,
+                                                 subject_weight=w)
+            losses[name, w] = float(loss.detach())
+            # 0.1 everywhere in the box, or nothing there
+            assert float(parts["subject_psnr"]) == pytest.approx(20.0 if name == "in" else 100.0, abs=1e-3)
+            assert float(parts["subject_block_psnr"]) == pytest.approx(100.0, abs=1e-3)  # a flat clip
+    assert losses["in", 0.0] == pytest.approx(losses["out", 0.0])
+    # weights 9 inside, 1 outside, normalised by their mean (1.5): the subject's error counts 6x more
+    assert losses["in", 8.0] > 5 * losses["out", 8.0]
+    net = torch.nn.ModuleDict({"encoder": _Fixed(z), "decoder": _Fixed(err_in)})
+    _, parts = train.autoencoder_loss(net, video, 0.0, 0.0, contextlib.nullcontext, subject=torch.zeros_like(mask))
+    assert "subject_psnr" not in parts  # no subject in view: nothing to report
 
 
 def test_text_gap_is_zero_for_a_model_that_ignores_text(tmp_path):
