@@ -36,7 +36,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from kinema.config import KinemaConfig  # noqa: E402
-from kinema.model import Decoder, DiT, Encoder, TextEncoder, init_autoencoder_, random_init_  # noqa: E402
+from kinema.model import (Decoder, DiT, Encoder, TextEncoder, block_mean_init_, init_autoencoder_,  # noqa: E402
+                          random_init_)
 from train_io import JsonlLog, SaveRequests, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
@@ -373,8 +374,14 @@ class Trainer:
             net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
             if init_sd:
                 net.load_state_dict({k: v for k, v in init_sd.items()}, strict=True)
+                if a.ae_init:
+                    print(f"--ae-init {a.ae_init} ignored: resuming a trained autoencoder")
             else:
+                a.ae_init = a.ae_init or "blockmean"
                 init_autoencoder_(net)
+                if a.ae_init == "blockmean":
+                    block_mean_init_(net)
+                print(f"fresh autoencoder, init {a.ae_init}")
             if a.freeze_encoder:
                 net["encoder"].requires_grad_(False)
                 print("encoder frozen: training the decoder alone")
@@ -486,6 +493,9 @@ class Trainer:
               "batch_groups": self.args.batch_groups,
               "guidance": self.args.guidance if self.stage == "shortcut" else None,
               "encoder_frozen": bool(self.args.freeze_encoder) if self.stage == "autoencoder" else None,
+              # how the autoencoder began: kept across resumptions (None: from before it was recorded)
+              "ae_init": (prev_state.get("ae_init") if prev_state else self.args.ae_init)
+              if self.stage == "autoencoder" else None,
               "sessions": prev_state.get("sessions", 0) + 1}
         save_checkpoint(self.ckdir, sd, st)
         print(f"saved {self.ckdir} at step {step}", flush=True)
@@ -683,6 +693,9 @@ def main(argv=None):
     ap.add_argument("--subject-weight", type=float, default=0.0,
                     help="autoencoder: the subject box's pixels weigh 1 + this in the reconstruction loss "
                          "(the log has subject_psnr either way)")
+    ap.add_argument("--ae-init", choices=["blockmean", "random"], default=None,
+                    help="a fresh autoencoder: starting as the block-mean reconstruction (block_mean_init_, the "
+                         "default; README.md, \"The block-mean start\") or random (init_autoencoder_ alone)")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="autoencoder: train the decoder alone, keeping the latent space a DiT learned")
     ap.add_argument("--compile", action="store_true")

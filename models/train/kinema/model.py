@@ -599,6 +599,72 @@ def init_autoencoder_(module: nn.Module, zero_residual: bool = True) -> None:
             nn.init.zeros_(mod.conv[-1].bias)
 
 
+COLOUR_PATH = 3  # channels of the block-mean path (RGB)
+
+
+def block_mean_init_(net: nn.ModuleDict, scale: float = 2.0) -> None:
+    """Make a fresh autoencoder (after `init_autoencoder_`) start as the block-mean reconstruction
+    (`train.block_mean`): in every layer the first 3 channels carry the mean colour of what they
+    cover (stride-2 convs average 2×2, TPool averages its frames, TGrow and the upsampling copy),
+    the latent's first 3 channels are (mean − 0.5)·`scale`, and the decoder's last conv reads only
+    them. The other channels keep their random init and can add to the colour path but nothing
+    reads them yet: their weights into the output start at zero, like the MemBlocks' branches.
+    Why: a block's mean colour already lets the classifier name most subjects, where a randomly
+    initialised autoencoder needs about a thousand CPU steps to match it, and the first GPU
+    session's (507 steps) did not (models/train/README.md, "The block-mean start")."""
+    k = COLOUR_PATH
+    enc, dec = net["encoder"], net["decoder"]
+
+    def own_rows(conv: nn.Conv2d, rows) -> torch.Tensor:
+        """Zero the weights of output channels `rows` (and their bias); return the weight."""
+        with torch.no_grad():
+            conv.weight[rows] = 0
+            if conv.bias is not None:
+                conv.bias[rows] = 0
+        return conv.weight
+
+    def pass_through(conv: nn.Conv2d, gain: float = 1.0, shift: float = 0.0) -> None:
+        w = own_rows(conv, slice(0, k))
+        with torch.no_grad():
+            for c in range(k):
+                if conv.stride == (2, 2):  # output i covers input rows 2i-1 .. 2i+1: average 2i, 2i+1
+                    w[c, c, 1:3, 1:3] = gain / 4
+                else:
+                    w[c, c, w.shape[2] // 2, w.shape[3] // 2] = gain
+                if shift:
+                    conv.bias[c] = shift
+
+    convs = [m for m in enc.children() if isinstance(m, nn.Conv2d)]
+    for i, layer in enumerate(enc.children()):
+        if isinstance(layer, TPool):  # stacked frames: channel block f is frame f
+            w = own_rows(layer.conv, slice(0, k))
+            n = layer.conv.out_channels
+            with torch.no_grad():
+                for f in range(layer.stride):
+                    for c in range(k):
+                        w[c, f * n + c] = 1 / layer.stride
+        elif isinstance(layer, nn.Conv2d) and layer is not convs[-1]:
+            pass_through(layer)
+    pass_through(convs[-1], gain=scale, shift=-0.5 * scale)
+
+    convs = [m for m in dec.children() if isinstance(m, nn.Conv2d)]
+    for layer in dec.children():
+        if isinstance(layer, TGrow):  # output channel block f is frame f
+            w = own_rows(layer.conv, [f * layer.conv.in_channels + c for f in range(layer.stride) for c in range(k)])
+            n = layer.conv.in_channels
+            with torch.no_grad():
+                for f in range(layer.stride):
+                    for c in range(k):
+                        w[f * n + c, c] = 1
+        elif isinstance(layer, nn.Conv2d) and layer is convs[0]:
+            pass_through(layer, gain=1 / scale, shift=0.5)
+        elif isinstance(layer, nn.Conv2d) and layer is convs[-1]:
+            own_rows(layer, slice(None))
+            pass_through(layer)
+        elif isinstance(layer, nn.Conv2d):
+            pass_through(layer)
+
+
 # --------------------------------------------------------------------------------------------
 # the whole model and the sampler
 # --------------------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """How fast does the autoencoder learn from a given init and learning rate? A small CPU experiment.
 
-  python -m measure.ae_convergence [--init training|he|default] [--lr 3e-4] [--steps 400] [--subject-weight W]
+  python -m measure.ae_convergence [--init training|blockmean|he|default] [--lr 3e-4] [--steps 400]
+                                   [--subject-weight W] [--classifier RUN [--read-clips N]]
 
 Renders one fixed set of clips (the last 8 held aside), then trains a fresh encoder + decoder of
 the real widths on random crops of the rest with `train.autoencoder_loss` (noise on the latents
 and the latent regulariser included), and prints, every --eval-every steps, the PSNR of the held
 clips at full size and their colour saturation relative to the rendered frames (1 = as colourful,
 0 = grey). Inits: `training` is `init_autoencoder_` (what train.py uses for a fresh autoencoder),
-`he` the same without the zero-initialised MemBlock branches, `default` torch's own init (what the
-first GPU session trained from). --subject-weight trains with the subject's box weighted as
-train.py does; the held clips' PSNR inside their subject boxes is printed either way.
+`blockmean` that followed by `block_mean_init_` (the autoencoder starts as the block-mean
+reconstruction), `he` the same without the zero-initialised MemBlock branches, `default` torch's own
+init (what the first GPU session trained from). --subject-weight trains with the subject's box
+weighted as train.py does; the held clips' PSNR inside their subject boxes is printed either way.
+--classifier also reads --read-clips more rendered clips (their own seed, every frame labelled)
+through the autoencoder with a trained attribute classifier and prints the share of frames whose
+subject and scene it still names: the measure the round trip (evaluate.py --through-ae) judges
+by, where PSNR is only a proxy.
 """
 from __future__ import annotations
 
@@ -21,10 +27,11 @@ import time
 import torch
 
 from kinema.config import KinemaConfig
-from kinema.model import Decoder, Encoder, init_autoencoder_
+from kinema.model import Decoder, Encoder, block_mean_init_, init_autoencoder_
 from world.clips import render_clips, sample_batch
 
-INITS = ("training", "he", "default")
+INITS = ("training", "blockmean", "he", "default")
+READ = ("subject", "scene")  # what the classifier read-out prints
 
 
 def held_out_figures(net, video: torch.Tensor, subject: torch.Tensor) -> tuple[float, float, float]:
@@ -56,6 +63,38 @@ def baselines(video: torch.Tensor, subject: torch.Tensor | None = None) -> dict:
     return out
 
 
+class ClassifierReadout:
+    """Per-frame accuracy of a trained attribute classifier on fixed labelled clips, as rendered
+    and as some reconstruction of them shows them."""
+
+    def __init__(self, run: str, clips: int, frames: int, seed: int = 4242):
+        from measure.attributes import render_labelled
+        from measure.classifier import load_classifier
+        self.clf, _ = load_classifier(run)
+        self.clf.eval()
+        specs, _ = sample_batch(seed, 0, clips, frames, cut_prob=0.1)
+        video, self.labels = render_labelled(specs, KinemaConfig.kinema_tiny().video.height,
+                                             KinemaConfig.kinema_tiny().video.width)
+        self.video = (video * 255).round() / 255
+
+    @torch.no_grad()
+    def accuracy(self, video: torch.Tensor) -> dict:
+        from measure.attributes import IGNORE
+        logits, _ = self.clf(video)
+        out = {}
+        for a in READ:
+            target = torch.as_tensor(self.labels[a])
+            judged = target != IGNORE
+            out[a] = round(float((logits[a].argmax(-1)[judged] == target[judged]).float().mean()), 3)
+        return out
+
+    def of(self, net) -> dict:
+        with torch.no_grad():
+            rec = torch.cat([net["decoder"](net["encoder"](self.video[i:i + 4]))
+                             for i in range(0, len(self.video), 4)])
+        return self.accuracy(rec)
+
+
 def main(argv=None) -> list[dict]:
     import train
 
@@ -74,12 +113,16 @@ def main(argv=None) -> list[dict]:
                     help="training crop, multiples of 8 (the held clips are read whole)")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the clips, the init and the batches drawn (0: as in README.md)")
+    ap.add_argument("--classifier", default=None, help="a run (or classifier checkpoint) to read clips with")
+    ap.add_argument("--read-clips", type=int, default=24, help="labelled clips the classifier reads")
     ap.add_argument("--json", default=None, help="write the printed records here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     t0 = time.time()
-    specs, _ = sample_batch(0, 0, a.clips + 8, a.frames, cut_prob=0.1)
+    specs, _ = sample_batch(a.seed, 0, a.clips + 8, a.frames, cut_prob=0.1)
     rendered, labels = render_clips(specs)
     video = (rendered * 255).round().to(torch.uint8).float() / 255  # as 8-bit frames
     boxes = train.subject_mask(labels, a.frames, video.shape[-2], video.shape[-1])
@@ -91,13 +134,23 @@ def main(argv=None) -> list[dict]:
           f"8x8-pixel 4-frame block as its mean colour {base['block_mean_psnr']:.2f} dB, inside the subject "
           f"boxes {base['subject_block_mean_psnr']:.2f} dB", flush=True)
 
-    torch.manual_seed(0)
+    readout = None
+    if a.classifier:
+        readout = ClassifierReadout(a.classifier, a.read_clips, a.frames)
+        rendered_acc = readout.accuracy(readout.video)
+        blocks_acc = readout.accuracy(train.block_mean(readout.video))
+        print(f"classifier on {a.read_clips} labelled clips, share of frames named right: as rendered "
+              f"{rendered_acc}, as block means {blocks_acc}", flush=True)
+
+    torch.manual_seed(a.seed)
     cfg = KinemaConfig.kinema_tiny()
     net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
     if a.init != "default":
-        init_autoencoder_(net, zero_residual=a.init == "training")
+        init_autoencoder_(net, zero_residual=a.init != "he")
+    if a.init == "blockmean":
+        block_mean_init_(net)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator().manual_seed(a.seed + 1)
     ch, cw = a.crop
     records = []
     t0 = time.time()
@@ -116,14 +169,17 @@ def main(argv=None) -> list[dict]:
         opt.step()
         if s == 0 or (s + 1) % a.eval_every == 0:
             held_psnr, subject_psnr, sat = held_out_figures(net, held, held_boxes)
-            rec = dict(init=a.init, lr=a.lr, subject_weight=a.subject_weight, step=s + 1, held_psnr=round(held_psnr, 2),
+            rec = dict(init=a.init, seed=a.seed, lr=a.lr, subject_weight=a.subject_weight, step=s + 1, held_psnr=round(held_psnr, 2),
                        held_subject_psnr=round(subject_psnr, 2), saturation=round(sat, 3),
                        batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
                        seconds=round(time.time() - t0, 1))
+            if readout:
+                rec["read"] = readout.of(net)
             records.append(rec)
+            read = f", classifier reads {rec['read']}" if readout else ""
             print(f"step {rec['step']:5d}: held-out PSNR {held_psnr:5.2f} dB (subject boxes {subject_psnr:5.2f}), "
                   f"saturation {sat:.3f}, "
-                  f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f} "
+                  f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f}{read} "
                   f"({rec['seconds']:.0f} s)", flush=True)
     if a.json:
         with open(a.json, "w") as f:

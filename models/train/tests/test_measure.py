@@ -153,6 +153,25 @@ def test_ae_convergence_runs_at_toy_size(capsys):
     assert "held-out PSNR" in out and "each frame as its mean colour" in out and "inside the subject boxes" in out
 
 
+def test_ae_convergence_from_the_block_means_with_a_classifier(tmp_path, capsys):
+    """--init blockmean starts at the block means (a random start is far below them); --classifier
+    prints what it reads as rendered and as block means, then in every record."""
+    from measure import ae_convergence
+    torch.manual_seed(0)
+    save_classifier(tmp_path / "clf", AttributeClassifier(ClassifierConfig()), {"step": 1})
+    common = ["--clips", "2", "--frames", "4", "--steps", "1", "--eval-every", "1", "--crop", "16", "32",
+              "--threads", "1"]
+    start = ae_convergence.main([*common, "--init", "blockmean", "--classifier", str(tmp_path / "clf"),
+                                 "--read-clips", "2"])
+    out = capsys.readouterr().out
+    plain = ae_convergence.main([*common, "--init", "training"])
+    block = float(out.split("4-frame block as its mean colour ")[1].split(" dB")[0])
+    assert abs(start[0]["held_psnr"] - block) < 1.0 and plain[0]["held_psnr"] < block - 5
+    assert "as rendered {'subject'" in out and "as block means {'subject'" in out
+    assert set(start[0]["read"]) == {"subject", "scene"} and all(0 <= v <= 1 for v in start[0]["read"].values())
+    assert "read" not in plain[0]
+
+
 def test_ae_baselines_on_clips_with_known_answers():
     from measure.ae_convergence import baselines
     # constant within every 8x8-pixel 4-frame block: the block mean is exact, the frame mean is not

@@ -215,3 +215,53 @@ def test_fresh_autoencoder_keeps_its_signal():
     x, past = torch.rand(2, 32, 9, 16), torch.rand(2, 32, 9, 16)
     with torch.no_grad():
         assert torch.equal(blocks[-1](x, past), x)
+
+
+def test_block_mean_init_starts_at_the_block_means():
+    """After `block_mean_init_` a fresh autoencoder reconstructs every 8×8-pixel, 4-frame block as
+    its mean colour (up to the decoder's tanh clamp), nothing downstream reads the random latent
+    channels yet, and they still get a gradient, so training can add detail from there."""
+    from kinema.config import KinemaConfig
+    import train
+    from kinema.model import Decoder, Encoder, block_mean_init_, init_autoencoder_
+    cfg = KinemaConfig.kinema_tiny()
+    torch.manual_seed(0)
+    # smooth colour fields plus fine noise: the block means differ from the pixels and between blocks
+    coarse = torch.rand(2, 2, 3, 3, 5)
+    video = (torch.nn.functional.interpolate(coarse.flatten(0, 1), size=(72, 128), mode="bilinear")
+             .view(2, 2, 3, 72, 128).repeat_interleave(4, dim=1) * 0.8 + 0.2 * torch.rand(2, 8, 3, 72, 128))
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    init_autoencoder_(net)
+    with torch.no_grad():
+        plain = net["decoder"](net["encoder"](video), clamp=False)
+    block_mean_init_(net)
+    blocks = train.block_mean(video)
+    z = net["encoder"](video)
+    rec = net["decoder"](z, clamp=False)
+    assert float((plain - blocks).abs().max()) > 0.3  # the plain init is nowhere near
+    assert float((rec - blocks).abs().max()) < 0.03
+    assert float(z[:, :, 3:].std()) > 0.05  # the random channels are alive ...
+    with torch.no_grad():
+        other = net["decoder"](z + torch.cat([torch.zeros_like(z[:, :, :3]), torch.randn_like(z[:, :, 3:])], 2),
+                               clamp=False)
+    assert torch.equal(other, rec)  # ... but nothing reads them yet
+    ((rec - video) ** 2).mean().backward()
+    last = [m for m in net["decoder"].children() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert float(last.weight.grad[:, 3:].abs().max()) > 0  # the output can learn to read them
+
+
+def test_autoencoder_stage_can_start_from_the_block_means(tmp_path):
+    """A fresh autoencoder starts from the block means by default: its first batch is reconstructed
+    about as well as by them (the latents' training noise aside), where `--ae-init random` is far
+    below, and the checkpoint says how it began, across a resumption too."""
+    def first_step(run: Path, *init: str):
+        _run("autoencoder", "--run", str(run), "--steps", "1", "--log-every", "1", *init)
+        return [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()][0]
+
+    start = first_step(tmp_path / "blockmean")
+    plain = first_step(tmp_path / "random", "--ae-init", "random")
+    assert abs(start["psnr"] - start["block_psnr"]) < 2.0
+    assert plain["psnr"] < plain["block_psnr"] - 4
+    _run("autoencoder", "--run", str(tmp_path / "blockmean"), "--steps", "1", "--ae-init", "random")
+    state = json.loads((tmp_path / "blockmean" / "ae" / "state.json").read_text())
+    assert state["ae_init"] == "blockmean" and state["step"] == 2
