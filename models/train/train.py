@@ -37,13 +37,14 @@ import torch.nn.functional as F  # noqa: E402
 
 from kinema.config import KinemaConfig  # noqa: E402
 from kinema.model import (Decoder, DiT, Encoder, TextEncoder, block_mean_init_, init_autoencoder_,  # noqa: E402
-                          random_init_)
+                          normalise_latents_, random_init_)
 from train_io import JsonlLog, SaveRequests, add_session_args, has_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from world.clips import draw, prepare, sample_batch  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
 
 MODELS = HERE.parent
 STAGE_SALT = {"autoencoder": 11, "flow": 23, "shortcut": 37}
+CALIBRATION_SALT = 53  # the clips a fresh autoencoder's latents are normalised on: no step's batch
 STAGE_DIR = {"autoencoder": "ae", "flow": "flow", "shortcut": "shortcut"}
 
 # Per-stage defaults for the real scale (batch, video frames). 64 frames = 4 s = 4 chunks: the
@@ -379,9 +380,14 @@ class Trainer:
             else:
                 a.ae_init = a.ae_init or "blockmean"
                 init_autoencoder_(net)
+                note = ""
                 if a.ae_init == "blockmean":
                     block_mean_init_(net)
-                print(f"fresh autoencoder, init {a.ae_init}")
+                    net.to(dev)
+                    stats = normalise_latents_(net, self.calibration_video(dev))
+                    note = (f", latents normalised to unit variance (their std was {float(stats['std'].min()):.2f}"
+                            f"-{float(stats['std'].max()):.2f})")
+                print(f"fresh autoencoder, init {a.ae_init}{note}")
             if a.freeze_encoder:
                 net["encoder"].requires_grad_(False)
                 print("encoder frozen: training the decoder alone")
@@ -499,6 +505,14 @@ class Trainer:
               "sessions": prev_state.get("sessions", 0) + 1}
         save_checkpoint(self.ckdir, sd, st)
         print(f"saved {self.ckdir} at step {step}", flush=True)
+
+    def calibration_video(self, dev) -> torch.Tensor:
+        """One batch of clips of their own seed, as the autoencoder reads them, for
+        `normalise_latents_`."""
+        a = self.args
+        specs, _ = sample_batch(a.seed * 1000 + CALIBRATION_SALT, 0, self.batch, self.frames, cut_prob=a.cut_prob)
+        with torch.no_grad():
+            return draw(prepare(specs, self.H, self.W, with_labels=False), dev, max_frames=a.render_frames)
 
     def stage_input(self, video, prep):
         """What a stage trains on, made once per rendered batch: the frames and their subject
@@ -694,7 +708,8 @@ def main(argv=None):
                     help="autoencoder: the subject box's pixels weigh 1 + this in the reconstruction loss "
                          "(the log has subject_psnr either way)")
     ap.add_argument("--ae-init", choices=["blockmean", "random"], default=None,
-                    help="a fresh autoencoder: starting as the block-mean reconstruction (block_mean_init_, the "
+                    help="a fresh autoencoder: starting as the block-mean reconstruction with unit-variance "
+                         "latents (block_mean_init_, then normalise_latents_ on a batch of clips of their own; the "
                          "default; README.md, \"The block-mean start\") or random (init_autoencoder_ alone)")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="autoencoder: train the decoder alone, keeping the latent space a DiT learned")

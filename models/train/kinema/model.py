@@ -665,6 +665,29 @@ def block_mean_init_(net: nn.ModuleDict, scale: float = 2.0) -> None:
             pass_through(layer)
 
 
+@torch.no_grad()
+def normalise_latents_(net: nn.ModuleDict, video: torch.Tensor, eps: float = 1e-3) -> dict:
+    """Give each latent channel zero mean and unit variance on `video` (frames as the encoder
+    reads them) by folding a per-channel affine into the encoder's last conv and its inverse into
+    the decoder's first one. Before the decoder's soft input clamp and its zero padding the
+    autoencoder computes what it did; after `block_mean_init_` the colour path (centre taps only)
+    is unchanged but for the clamp. Why: the DiT's noise is N(0, 1) and `train.latent_reg` asks
+    for unit variance, yet the block-mean start's latents had a std of 0.10-0.64 per channel (as
+    train.py printed at full scale), so the autoencoder's noise of up to 0.3 swamped the channels
+    that are to carry detail, and a DiT would see its signal drowned at noise levels far below
+    nominal (models/train/README.md, "Unit-variance latents").
+    Returns the mean and std it divided out."""
+    enc_last = [m for m in net["encoder"].children() if isinstance(m, nn.Conv2d)][-1]
+    dec_first = [m for m in net["decoder"].children() if isinstance(m, nn.Conv2d)][0]
+    z = net["encoder"](video)
+    mean, std = z.mean((0, 1, 3, 4)), z.std((0, 1, 3, 4)).clamp(min=eps)
+    enc_last.weight.div_(std[:, None, None, None])
+    enc_last.bias.sub_(mean).div_(std)
+    dec_first.bias.add_((dec_first.weight * mean[None, :, None, None]).sum((1, 2, 3)))
+    dec_first.weight.mul_(std[None, :, None, None])
+    return {"mean": mean, "std": std}
+
+
 # --------------------------------------------------------------------------------------------
 # the whole model and the sampler
 # --------------------------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """How fast does the autoencoder learn from a given init and learning rate? A small CPU experiment.
 
-  python -m measure.ae_convergence [--init training|blockmean|he|default] [--lr 3e-4] [--steps 400]
-                                   [--subject-weight W] [--classifier RUN [--read-clips N]]
+  python -m measure.ae_convergence [--init training|blockmean|he|default] [--unit-latents] [--lr 3e-4]
+                                   [--steps 400] [--subject-weight W] [--classifier RUN [--read-clips N]]
 
 Renders one fixed set of clips (the last 8 held aside), then trains a fresh encoder + decoder of
 the real widths on random crops of the rest with `train.autoencoder_loss` (noise on the latents
 and the latent regulariser included), and prints, every --eval-every steps, the PSNR of the held
 clips at full size and their colour saturation relative to the rendered frames (1 = as colourful,
-0 = grey). Inits: `training` is `init_autoencoder_` (what train.py uses for a fresh autoencoder),
-`blockmean` that followed by `block_mean_init_` (the autoencoder starts as the block-mean
-reconstruction), `he` the same without the zero-initialised MemBlock branches, `default` torch's own
-init (what the first GPU session trained from). --subject-weight trains with the subject's box
+0 = grey). Inits: `training` is `init_autoencoder_` (train.py's `--ae-init random`), `blockmean`
+that followed by `block_mean_init_` (the autoencoder starts as the block-mean reconstruction; with
+--unit-latents, then `normalise_latents_` too, as train.py starts a fresh autoencoder), `he` the
+same without the zero-initialised MemBlock branches, `default` torch's own init (what the first
+GPU session trained from). --subject-weight trains with the subject's box
 weighted as train.py does; the held clips' PSNR inside their subject boxes is printed either way.
 --classifier also reads --read-clips more rendered clips (their own seed, every frame labelled)
 through the autoencoder with a trained attribute classifier and prints the share of frames whose
@@ -27,7 +28,7 @@ import time
 import torch
 
 from kinema.config import KinemaConfig
-from kinema.model import Decoder, Encoder, block_mean_init_, init_autoencoder_
+from kinema.model import Decoder, Encoder, block_mean_init_, init_autoencoder_, normalise_latents_
 from world.clips import render_clips, sample_batch
 
 INITS = ("training", "blockmean", "he", "default")
@@ -105,6 +106,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--ae-noise", type=float, default=0.3)
     ap.add_argument("--latent-reg", type=float, default=0.05)
     ap.add_argument("--subject-weight", type=float, default=0.0, help="as train.py --subject-weight")
+    ap.add_argument("--unit-latents", action="store_true",
+                    help="after the init, normalise_latents_ on the first 8 training clips (unit-variance latents)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=2, help="clips per step")
     ap.add_argument("--frames", type=int, default=8, help="frames per clip (a multiple of 4)")
@@ -149,6 +152,8 @@ def main(argv=None) -> list[dict]:
         init_autoencoder_(net, zero_residual=a.init != "he")
     if a.init == "blockmean":
         block_mean_init_(net)
+    if a.unit_latents:
+        normalise_latents_(net, clips[:8])
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(a.seed + 1)
     ch, cw = a.crop
@@ -169,7 +174,7 @@ def main(argv=None) -> list[dict]:
         opt.step()
         if s == 0 or (s + 1) % a.eval_every == 0:
             held_psnr, subject_psnr, sat = held_out_figures(net, held, held_boxes)
-            rec = dict(init=a.init, seed=a.seed, lr=a.lr, subject_weight=a.subject_weight, step=s + 1, held_psnr=round(held_psnr, 2),
+            rec = dict(init=a.init, unit_latents=a.unit_latents, seed=a.seed, lr=a.lr, subject_weight=a.subject_weight, step=s + 1, held_psnr=round(held_psnr, 2),
                        held_subject_psnr=round(subject_psnr, 2), saturation=round(sat, 3),
                        batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
                        seconds=round(time.time() - t0, 1))

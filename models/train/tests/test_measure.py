@@ -154,8 +154,9 @@ def test_ae_convergence_runs_at_toy_size(capsys):
 
 
 def test_ae_convergence_from_the_block_means_with_a_classifier(tmp_path, capsys):
-    """--init blockmean starts at the block means (a random start is far below them); --classifier
-    prints what it reads as rendered and as block means, then in every record."""
+    """--init blockmean starts at the block means (a random start is far below them), with
+    --unit-latents too, and then its latents are near unit variance; --classifier prints what it
+    reads as rendered and as block means, then in every record."""
     from measure import ae_convergence
     torch.manual_seed(0)
     save_classifier(tmp_path / "clf", AttributeClassifier(ClassifierConfig()), {"step": 1})
@@ -165,8 +166,12 @@ def test_ae_convergence_from_the_block_means_with_a_classifier(tmp_path, capsys)
                                  "--read-clips", "2"])
     out = capsys.readouterr().out
     plain = ae_convergence.main([*common, "--init", "training"])
+    unit = ae_convergence.main([*common, "--init", "blockmean", "--unit-latents"])
     block = float(out.split("4-frame block as its mean colour ")[1].split(" dB")[0])
     assert abs(start[0]["held_psnr"] - block) < 1.0 and plain[0]["held_psnr"] < block - 5
+    assert abs(unit[0]["held_psnr"] - block) < 1.0 and unit[0]["unit_latents"] and not start[0]["unit_latents"]
+    # on these 2 tiny clips 0.32 and 0.66: the training crops are not the whole clips normalised on
+    assert start[0]["latent_std"] < 0.45 < unit[0]["latent_std"] < 1.6, (start[0]["latent_std"], unit[0]["latent_std"])
     assert "as rendered {'subject'" in out and "as block means {'subject'" in out
     assert set(start[0]["read"]) == {"subject", "scene"} and all(0 <= v <= 1 for v in start[0]["read"].values())
     assert "read" not in plain[0]

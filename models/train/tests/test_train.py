@@ -1,6 +1,7 @@
 """Toy end-to-end: render -> a few steps of each stage -> export the model folder with the
 exporter's writer -> read it back and sample a chunk from it."""
 import contextlib
+import copy
 import json
 import math
 import subprocess
@@ -250,10 +251,41 @@ def test_block_mean_init_starts_at_the_block_means():
     assert float(last.weight.grad[:, 3:].abs().max()) > 0  # the output can learn to read them
 
 
+def test_normalise_latents_gives_unit_latents_and_keeps_the_reconstruction():
+    """`normalise_latents_` leaves each latent channel at zero mean and unit variance on the video
+    it is given, and after `block_mean_init_` the decoder shows what it showed before (its soft
+    input clamp set aside: the fold sits behind it)."""
+    from kinema.config import KinemaConfig
+    from kinema.model import Clamp, Decoder, Encoder, block_mean_init_, init_autoencoder_, normalise_latents_
+    cfg = KinemaConfig.kinema_tiny()
+    torch.manual_seed(0)
+    video = torch.rand(2, 8, 3, 72, 128) * 0.6 + 0.2 * torch.rand(2, 8, 3, 1, 1)
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    init_autoencoder_(net)
+    block_mean_init_(net)
+
+    def unclamped_reconstruction():
+        decoder = copy.deepcopy(net["decoder"])
+        assert isinstance(decoder._modules["0"], Clamp)
+        decoder._modules["0"] = torch.nn.Identity()
+        with torch.no_grad():
+            z = net["encoder"](video)
+            return z, decoder(z, clamp=False)
+
+    z0, before = unclamped_reconstruction()
+    assert float(z0.std((0, 1, 3, 4)).max()) < 0.9  # far from unit variance: what it is for
+    normalise_latents_(net, video)
+    z1, after = unclamped_reconstruction()
+    assert float(z1.mean((0, 1, 3, 4)).abs().max()) < 1e-4
+    assert float((z1.std((0, 1, 3, 4)) - 1).abs().max()) < 1e-4
+    assert float((after - before).abs().max()) < 1e-4
+
+
 def test_autoencoder_stage_can_start_from_the_block_means(tmp_path):
     """A fresh autoencoder starts from the block means by default: its first batch is reconstructed
     about as well as by them (the latents' training noise aside), where `--ae-init random` is far
-    below, and the checkpoint says how it began, across a resumption too."""
+    below; its latents start near unit variance (`normalise_latents_`, on clips of their own); and
+    the checkpoint says how it began, across a resumption too."""
     def first_step(run: Path, *init: str):
         _run("autoencoder", "--run", str(run), "--steps", "1", "--log-every", "1", *init)
         return [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()][0]
@@ -261,6 +293,7 @@ def test_autoencoder_stage_can_start_from_the_block_means(tmp_path):
     start = first_step(tmp_path / "blockmean")
     plain = first_step(tmp_path / "random", "--ae-init", "random")
     assert abs(start["psnr"] - start["block_psnr"]) < 2.0
+    assert 0.6 < start["z_std"] < 1.6, start["z_std"]
     assert plain["psnr"] < plain["block_psnr"] - 4
     _run("autoencoder", "--run", str(tmp_path / "blockmean"), "--steps", "1", "--ae-init", "random")
     state = json.loads((tmp_path / "blockmean" / "ae" / "state.json").read_text())
