@@ -1,7 +1,8 @@
 """How fast does the autoencoder learn from a given init and learning rate? A small CPU experiment.
 
   python -m measure.ae_convergence [--init training|blockmean|he|default] [--unit-latents] [--lr 3e-4]
-                                   [--steps 400] [--subject-weight W] [--classifier RUN [--read-clips N]]
+                                   [--steps 400] [--subject-weight W]
+                                   [--classifier RUN [--read-clips N] [--read-noise S ...]]
 
 Renders one fixed set of clips (the last 8 held aside), then trains a fresh encoder + decoder of
 the real widths on random crops of the rest with `train.autoencoder_loss` (noise on the latents
@@ -16,7 +17,10 @@ weighted as train.py does; the held clips' PSNR inside their subject boxes is pr
 --classifier also reads --read-clips more rendered clips (their own seed, every frame labelled)
 through the autoencoder with a trained attribute classifier and prints the share of frames whose
 subject and scene it still names: the measure the round trip (evaluate.py --through-ae) judges
-by, where PSNR is only a proxy.
+by, where PSNR is only a proxy. --read-noise also reads them with N(0, S²) noise added to their
+latents (the same draw at every evaluation and in every run of the same --read-clips): how much a
+latent error of that size costs the decoder, the thing --ae-noise trains it to forgive. A DiT's
+errors are not white noise, so this ranks decoders rather than predicting the round trip.
 """
 from __future__ import annotations
 
@@ -89,11 +93,19 @@ class ClassifierReadout:
             out[a] = round(float((logits[a].argmax(-1)[judged] == target[judged]).float().mean()), 3)
         return out
 
-    def of(self, net) -> dict:
-        with torch.no_grad():
-            rec = torch.cat([net["decoder"](net["encoder"](self.video[i:i + 4]))
-                             for i in range(0, len(self.video), 4)])
-        return self.accuracy(rec)
+    @torch.no_grad()
+    def reconstruct(self, net, noise: float = 0.0) -> torch.Tensor:
+        """The clips through `net`, with N(0, noise²) added to their latents; the noise is drawn
+        from a generator of its own, so every call (and every run) adds the same draw."""
+        gen = torch.Generator().manual_seed(7)
+        out = []
+        for i in range(0, len(self.video), 4):
+            z = net["encoder"](self.video[i:i + 4])
+            out.append(net["decoder"](z + noise * torch.randn(z.shape, generator=gen) if noise else z))
+        return torch.cat(out)
+
+    def of(self, net, noise: float = 0.0) -> dict:
+        return self.accuracy(self.reconstruct(net, noise))
 
 
 def main(argv=None) -> list[dict]:
@@ -120,6 +132,8 @@ def main(argv=None) -> list[dict]:
                     help="the clips, the init and the batches drawn (0: as in README.md)")
     ap.add_argument("--classifier", default=None, help="a run (or classifier checkpoint) to read clips with")
     ap.add_argument("--read-clips", type=int, default=24, help="labelled clips the classifier reads")
+    ap.add_argument("--read-noise", type=float, nargs="*", default=[], metavar="S",
+                    help="with --classifier, also read the clips with N(0, S^2) noise on their latents")
     ap.add_argument("--json", default=None, help="write the printed records here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -178,10 +192,14 @@ def main(argv=None) -> list[dict]:
                        held_subject_psnr=round(subject_psnr, 2), saturation=round(sat, 3),
                        batch_psnr=round(float(parts["psnr"]), 2), latent_std=round(float(parts["z_std"]), 3),
                        seconds=round(time.time() - t0, 1))
+            read = ""
             if readout:
                 rec["read"] = readout.of(net)
+                read = f", classifier reads {rec['read']}"
+                if a.read_noise:
+                    rec["read_noisy"] = {str(s_): readout.of(net, s_) for s_ in a.read_noise}
+                    read += "".join(f", with latent noise {k} {v}" for k, v in rec["read_noisy"].items())
             records.append(rec)
-            read = f", classifier reads {rec['read']}" if readout else ""
             print(f"step {rec['step']:5d}: held-out PSNR {held_psnr:5.2f} dB (subject boxes {subject_psnr:5.2f}), "
                   f"saturation {sat:.3f}, "
                   f"batch PSNR {rec['batch_psnr']:5.2f} dB, latent std {rec['latent_std']:.3f}{read} "

@@ -163,7 +163,7 @@ def test_ae_convergence_from_the_block_means_with_a_classifier(tmp_path, capsys)
     common = ["--clips", "2", "--frames", "4", "--steps", "1", "--eval-every", "1", "--crop", "16", "32",
               "--threads", "1"]
     start = ae_convergence.main([*common, "--init", "blockmean", "--classifier", str(tmp_path / "clf"),
-                                 "--read-clips", "2"])
+                                 "--read-clips", "2", "--read-noise", "0.5"])
     out = capsys.readouterr().out
     plain = ae_convergence.main([*common, "--init", "training"])
     unit = ae_convergence.main([*common, "--init", "blockmean", "--unit-latents"])
@@ -175,6 +175,31 @@ def test_ae_convergence_from_the_block_means_with_a_classifier(tmp_path, capsys)
     assert "as rendered {'subject'" in out and "as block means {'subject'" in out
     assert set(start[0]["read"]) == {"subject", "scene"} and all(0 <= v <= 1 for v in start[0]["read"].values())
     assert "read" not in plain[0]
+    assert set(start[0]["read_noisy"]) == {"0.5"} and set(start[0]["read_noisy"]["0.5"]) == {"subject", "scene"}
+    assert "with latent noise 0.5 {'subject'" in out
+
+
+def test_the_noisy_readout_adds_the_same_noise_every_time(tmp_path):
+    """--read-noise compares decoders by what one fixed draw of latent noise costs them, so the
+    draw must not change between calls, and no noise must mean the plain reconstruction."""
+    from measure.ae_convergence import ClassifierReadout
+    from kinema.config import KinemaConfig
+    from kinema.model import Decoder, Encoder, block_mean_init_, init_autoencoder_
+    torch.manual_seed(0)
+    save_classifier(tmp_path / "clf", AttributeClassifier(ClassifierConfig()), {"step": 1})
+    readout = ClassifierReadout(str(tmp_path / "clf"), clips=1, frames=4)
+    cfg = KinemaConfig.kinema_tiny()
+    net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+    init_autoencoder_(net)
+    block_mean_init_(net)  # a decoder that reads its latents (torch's init barely does)
+    with torch.no_grad():
+        plain = net["decoder"](net["encoder"](readout.video))
+    assert torch.equal(readout.reconstruct(net), plain)
+    noisy = readout.reconstruct(net, 0.5)
+    assert torch.equal(readout.reconstruct(net, 0.5), noisy)
+    assert float((noisy - plain).abs().mean()) > 1e-2, float((noisy - plain).abs().mean())
+    torch.randn(100)  # the global generator moving on does not change the draw
+    assert torch.equal(readout.reconstruct(net, 0.5), noisy)
 
 
 def test_ae_baselines_on_clips_with_known_answers():
