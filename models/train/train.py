@@ -702,7 +702,8 @@ def main(argv=None):
     ap.add_argument("--clean-prefix", type=float, default=0.3, help="share of samples with clean leading chunks")
     ap.add_argument("--teacher-forced", type=float, default=0.0, help="share of flow steps using forward_teacher_forced")
     ap.add_argument("--guidance", type=float, default=3.0, help="CFG scale baked in by the shortcut stage")
-    ap.add_argument("--ae-noise", type=float, default=0.3, help="max std of noise on the decoder's input latents")
+    ap.add_argument("--ae-noise", type=float, default=0.1,
+                    help="max std of noise on the decoder's input latents (README: \"Forgiving the DiT's errors\")")
     ap.add_argument("--latent-reg", type=float, default=0.05)
     ap.add_argument("--subject-weight", type=float, default=0.0,
                     help="autoencoder: the subject box's pixels weigh 1 + this in the reconstruction loss "

@@ -115,7 +115,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--init", choices=INITS, default="training")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--ae-noise", type=float, default=0.3)
+    ap.add_argument("--ae-noise", type=float, default=0.3,
+                    help="as train.py --ae-noise; 0.3, its earlier default, so that the README's runs reproduce")
     ap.add_argument("--latent-reg", type=float, default=0.05)
     ap.add_argument("--subject-weight", type=float, default=0.0, help="as train.py --subject-weight")
     ap.add_argument("--unit-latents", action="store_true",
