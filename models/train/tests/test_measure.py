@@ -367,6 +367,95 @@ def toy_autoencoder(folder: Path, stage: str = "autoencoder") -> torch.nn.Module
     return net
 
 
+class _ZeroDiT:
+    def forward_teacher_forced(self, noisy, clean, t, d, *text):
+        return torch.zeros_like(noisy)
+
+
+class _OracleDiT:
+    """Knows the clean latents from its teacher-forced context, so it predicts v exactly."""
+
+    def forward_teacher_forced(self, noisy, clean, t, d, *text):
+        return (noisy - clean) / t[:, :, None, None, None]
+
+
+def test_dit_error_conventions_on_latents_with_known_answers():
+    """x_t = (1 - t) z0 + t eps and the estimate x_t - t v: a DiT that knows the answer is exact, one
+    that predicts v = 0 is off by t (eps - z0), and the linear baseline's error is the Wiener
+    shrinkage's, sigma t / sqrt((1 - t)^2 sigma^2 + t^2), on latents of known mean and std."""
+    from measure.dit_error import linear_estimate, x0_estimate
+    g = torch.Generator().manual_seed(0)
+    sigma, mu = 0.5, 0.3
+    z0 = mu + sigma * torch.randn(64, 4, 4, 8, 8, generator=g)
+    eps = torch.randn(z0.shape, generator=g)
+    rms = lambda x: float((x ** 2).mean() ** 0.5)  # noqa: E731
+    for t in (1.0, 0.75, 0.25):
+        exact, _ = x0_estimate(_OracleDiT(), z0, eps, t, 0.25, None, None, None)
+        assert rms(exact - z0) < 1e-5
+        est, xt = x0_estimate(_ZeroDiT(), z0, eps, t, 0.25, None, None, None)
+        assert torch.allclose(xt, (1 - t) * z0 + t * eps)
+        assert abs(rms(est - z0) - t * (1 + sigma ** 2 + mu ** 2) ** 0.5) < 0.02 * t
+        lin = linear_estimate(xt, t, torch.full((4,), mu), torch.full((4,), sigma ** 2))
+        wiener = sigma * t / ((1 - t) ** 2 * sigma ** 2 + t ** 2) ** 0.5
+        assert abs(rms(lin - z0) - wiener) < 0.02 * wiener, (t, rms(lin - z0), wiener)
+
+
+def test_a_clip_spec_cut_to_its_first_frames():
+    from measure.dit_error import shortened
+    spec = sample_clip(5, 64, load_heldout(), "train", cut_prob=1.0)
+    assert len(spec.shots) >= 2, [s.frames for s in spec.shots]
+    first = spec.shots[0].frames
+    cut = shortened(spec, first + 4)
+    assert [s.frames for s in cut.shots] == [first, 4] and cut.frames == first + 4
+    assert [s.attrs() for s in cut.shots] == [s.attrs() for s in spec.shots[:2]]
+    assert [s.frames for s in shortened(spec, first - 1).shots] == [first - 1]
+    assert shortened(spec, 64).shots == spec.shots
+
+
+def toy_dit_run(run: Path, stage: str = "shortcut") -> Path:
+    """A toy run folder: a fresh autoencoder and a seeded random DiT saved as `stage`."""
+    import train
+    from kinema.model import DiT, random_init_
+    from train_io import save_checkpoint
+    toy_autoencoder(run / "ae")
+    cfg = train.model_config(True)
+    dit = DiT(cfg.dit, text_dim=cfg.text.hidden)
+    random_init_(dit, torch.Generator().manual_seed(3))
+    save_checkpoint(run / stage, {"dit." + k: v for k, v in dit.state_dict().items()},
+                    {"stage": stage, "step": 3, "toy": True})
+    return run
+
+
+def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
+    """Per sampler step (the shortcut stage's 4, or --steps), the error of the DiT's clean-latent
+    estimate and of the linear baseline, which at t = 1 is the channel mean, off by one std; with
+    --classifier, what the decoded clips show. Bad runs and lengths are refused with a message."""
+    from measure import dit_error
+    run = toy_dit_run(tmp_path / "run")
+    common = ["--run", str(run), "--clips", "3", "--seconds", "1", "--batch", "2"]
+    r = dit_error.main(common + ["--classifier", str(classifier_run), "--json", str(tmp_path / "e.json")])
+    out = capsys.readouterr().out
+    assert r["steps"] == 4 and [row["t"] for row in r["per_step"]] == [1.0, 0.75, 0.5, 0.25]
+    assert r["clips"] == 3 and r["dit_step"] == 3 and r["ae_step"] == 7
+    for row in r["per_step"]:
+        assert row["d"] == 0.25 and 0 < row["relative"] and row["first_chunk"] > 0 and row["later_chunks"] > 0
+        assert abs(row["relative"] - row["rms"] / r["latent_std"]) < 1e-9
+    assert abs(r["per_step"][0]["linear"] - 1) < 0.01
+    assert set(r["read"]) == {"latents", "last_step", "white_noise"} and all(0 <= v <= 1 for v in r["read"].values())
+    assert "the sampler's last step from the true path lands" in out and "prompted subject named in" in out
+    assert json.loads((tmp_path / "e.json").read_text()) == json.loads(json.dumps(r))
+    two = dit_error.main(common + ["--steps", "2"])
+    assert [(row["t"], row["d"]) for row in two["per_step"]] == [(1.0, 0.5), (0.5, 0.5)] and two["read"] is None
+    # the DiT is asked for the sampler's step size: at t = 1, d = 1/2 and d = 1/4 estimate differently
+    assert abs(two["per_step"][0]["relative"] - r["per_step"][0]["relative"]) > 1e-4
+    toy_autoencoder(tmp_path / "no-dit" / "ae")
+    for bad, message in ((common + ["--seconds", "0"], "whole number of chunks"),
+                         (["--run", str(TINY)], "not a train.py run folder"),
+                         (["--run", str(tmp_path / "no-dit")], "no DiT checkpoint")):
+        with pytest.raises(SystemExit, match=message):
+            dit_error.main(bad)
+
+
 def test_round_trip_fidelity_on_known_clips(tmp_path):
     from measure.round_trip import Fidelity, load_autoencoder, round_trip
     video = torch.rand(2, 8, 3, 32, 48)
