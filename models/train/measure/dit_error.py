@@ -1,7 +1,7 @@
 """How far the DiT's estimate of the clean latents lands from the real ones, at the sampler's steps.
 
   python -m measure.dit_error --run runs/main --prompts ../kinema-tiny/card/prompts.jsonl
-                              [--seconds 4] [--steps K] [--classifier runs/main] [--json OUT]
+                              [--seconds 4] [--steps K] [--classifier runs/main] [--sample] [--json OUT]
 
 Renders the prompts' clips cut to their first --seconds (`shortened`), encodes them with the run's
 encoder, and at each Euler step of the K-step sampler (t = 1 - i/K, d = 1/K, as
@@ -23,6 +23,13 @@ subject the attribute classifier names: the latents themselves (the autoencoder'
 last step's estimate, and the latents plus white noise of the same RMS as that estimate's error.
 The last two side by side say whether the DiT's errors cost the decoder more or less than white
 noise of their size, which --read-noise assumes.
+
+--sample also runs the sampler itself from noise (the prompts' seeds, as evaluate.py generates)
+and compares its latents with the encoder's where no clip is there to compare them with: their
+std, and their fine detail (each latent minus the mean of its 3x3 neighbourhood). Error carried
+along the whole path shows there: latents rougher than the encoder's carry extra high-frequency
+error, and its power, read as white noise, gives that noise's size (`noise_above`); smoother ones
+were blurred. With --classifier, the subject is also read in the sampled clips.
 """
 from __future__ import annotations
 
@@ -79,6 +86,23 @@ def encode(encoder, video: torch.Tensor, window: int = 16) -> torch.Tensor:
     return torch.cat(parts, 1).float()
 
 
+def fine_detail_power(z: torch.Tensor) -> float:
+    """Mean square of latents [B, T, C, h, w] minus the mean of each one's 3x3 neighbourhood (in
+    its own frame and channel; at the edges, of the neighbours there are)."""
+    x = z.flatten(0, 2)[:, None].double()
+    return float(((x - torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)) ** 2).mean())
+
+
+def noise_above(real: torch.Tensor, other: torch.Tensor) -> float:
+    """The std of white noise that, added to latents like `real`, would give `other`'s fine-detail
+    power: 0 when `other` is no rougher. Noise and content are independent, so their powers add;
+    a unit white noise's own fine-detail power (8/9 inside the frame) comes from one fixed draw.
+    Two sets of the same kind of latents differ a little in fine detail too, so a small figure
+    (under about 0.1 of their std, by the test on smooth random fields) is not yet noise."""
+    gain = fine_detail_power(torch.randn(other.shape, generator=torch.Generator().manual_seed(NOISE_SEED)))
+    return max(fine_detail_power(other) - fine_detail_power(real), 0.0) ** 0.5 / gain ** 0.5
+
+
 def shortened(spec, frames: int):
     """The clip spec cut to its first `frames` (its last shot shortened): a clip of the length
     training draws, rendered without the rest. The motion of a shorter shot is not the first
@@ -103,10 +127,12 @@ def decode(decoder, z: torch.Tensor, window: int = 4) -> torch.Tensor:
 
 
 @torch.no_grad()
-def subject_hits(clf, video: torch.Tensor, subjects: list[int]) -> torch.Tensor:
-    """[B, T] bool: frames whose subject the classifier names as the prompt's."""
+def subject_hits(clf, video: torch.Tensor, entries: list[dict]) -> torch.Tensor:
+    """[B, T] bool: frames whose subject the classifier names as their prompt's."""
+    from measure.attributes import ATTRS
     logits, _ = clf(video)
-    return logits["subject"].argmax(-1).cpu() == torch.tensor(subjects)[:, None]
+    subjects = torch.tensor([ATTRS["subject"].index(e["attrs"]["subject"]) for e in entries])
+    return logits["subject"].argmax(-1).cpu() == subjects[:, None]
 
 
 def load(run: Path, device):
@@ -126,7 +152,6 @@ def load(run: Path, device):
 
 
 def main(argv=None) -> dict:
-    from measure.attributes import ATTRS
     from measure.prompts import build_prompts, read_prompts, spec_of
     from world.clips import render_clips
     from world.spec import FPS
@@ -139,6 +164,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=None,
                     help="sampler steps K (default: the DiT stage's own, as evaluate.py samples)")
     ap.add_argument("--classifier", help="also read decoded clips with this attribute classifier (a run folder)")
+    ap.add_argument("--sample", action="store_true",
+                    help="also run the sampler from noise and compare its latents' std and fine detail")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default=None)
@@ -202,9 +229,8 @@ def main(argv=None) -> dict:
             sums.add((t, "linear"), linear_estimate(xt, t, mean, var) - z0)
             if t == ts[-1]:
                 if clf is not None:
-                    subjects = [ATTRS["subject"].index(e["attrs"]["subject"]) for e in part]
-                    hits["latents"].append(subject_hits(clf, decode(model.decoder, z0), subjects))
-                    hits["last_step"].append(subject_hits(clf, decode(model.decoder, est), subjects))
+                    hits["latents"].append(subject_hits(clf, decode(model.decoder, z0), part))
+                    hits["last_step"].append(subject_hits(clf, decode(model.decoder, est), part))
         done = min((bi + 1) * a.batch, len(entries))
         print(f"  {done} of {len(entries)} clips ({time.time() - t0:.0f} s)", flush=True)
 
@@ -221,13 +247,29 @@ def main(argv=None) -> dict:
         gen = torch.Generator().manual_seed(NOISE_SEED)
         for bi, z0 in enumerate(latents):
             part = entries[bi * a.batch:(bi + 1) * a.batch]
-            subjects = [ATTRS["subject"].index(e["attrs"]["subject"]) for e in part]
             noisy = z0 + last["rms"] * torch.randn(z0.shape, generator=gen).to(dev)
-            hits["white_noise"].append(subject_hits(clf, decode(model.decoder, noisy), subjects))
+            hits["white_noise"].append(subject_hits(clf, decode(model.decoder, noisy), part))
+    sampled = None
+    if a.sample:
+        from measure.generate import generate
+        gen_latents = []
+        for s in range(0, len(entries), a.batch):
+            part, got = entries[s:s + a.batch], []
+            video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part],
+                             frames // chunk_video, steps, on_chunk=lambda c: got.append(c.latent.float()))
+            gen_latents.append(torch.cat(got, 1))
+            if clf is not None:
+                hits.setdefault("sampled", []).append(subject_hits(clf, video, part))
+            print(f"  sampled {min(s + a.batch, len(entries))} of {len(entries)} clips ({time.time() - t0:.0f} s)",
+                  flush=True)
+        genz = torch.cat(gen_latents)
+        sampled = {"std": float(genz.var((0, 1, 3, 4)).mean() ** 0.5), "fine_detail": fine_detail_power(genz) ** 0.5,
+                   "latents_fine_detail": fine_detail_power(allz) ** 0.5, "noise_above": noise_above(allz, genz)}
     result = {
         "run": str(a.run), "dit": info["id"], "dit_step": info.get("dit_step"), "ae_step": info["ae_step"],
         "clips": len(entries), "seconds": a.seconds, "steps": steps, "steps_from": steps_from,
         "latent_std": std, "latent_channel_std": [round(float(x), 4) for x in var.sqrt()], "per_step": rows,
+        "sampled": sampled,
         "read": {k: float(torch.cat(v).float().mean()) for k, v in hits.items()} if clf is not None else None,
         "seconds_taken": round(time.time() - t0, 1),
     }
@@ -254,9 +296,18 @@ def table(r: dict) -> str:
                  f"({last['relative']:.3f} of their std)")
     if r["read"]:
         rd = r["read"]
+        sampled = f", {rd['sampled']:.3f} in the clips sampled from noise" if "sampled" in rd else ""
         lines.append(f"prompted subject named in {rd['latents']:.3f} of frames decoded from the latents, "
                      f"{rd['last_step']:.3f} from the last step's estimate, {rd['white_noise']:.3f} from the latents "
-                     f"plus white noise of the same RMS")
+                     f"plus white noise of the same RMS{sampled}")
+    if r.get("sampled"):
+        sm = r["sampled"]
+        rough = (f"as white noise on the encoder's latents, std {sm['noise_above']:.3f} "
+                 f"({sm['noise_above'] / r['latent_std']:.3f} of theirs)" if sm["noise_above"] > 0
+                 else "no rougher than the encoder's")
+        lines.append(f"the sampler's own latents, from noise: std {sm['std']:.3f} (the encoder's "
+                     f"{r['latent_std']:.3f}); fine detail {sm['fine_detail']:.3f} RMS (the encoder's "
+                     f"{sm['latents_fine_detail']:.3f}): {rough}")
     lines.append(f"({r['seconds_taken']:.0f} s)")
     return "\n".join(lines)
 

@@ -61,9 +61,10 @@ def clip_chunks(model: Kinema, seconds: float) -> int:
 
 @torch.no_grad()
 def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: list[int], chunks: int,
-             steps: int) -> torch.Tensor:
+             steps: int, on_chunk=None) -> torch.Tensor:
     """Frames [B, T, 3, H, W] in [0, 1]. Each clip's noise comes from its own seed (torch's
-    generator, chunk after chunk), so a clip does not depend on which batch it is generated in."""
+    generator, chunk after chunk), so a clip does not depend on which batch it is generated in.
+    `on_chunk` sees each finished chunk's latents too (`kinema.model.sample`)."""
     d = model.cfg.dit
     dev = next(model.parameters()).device
     shape = (d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
@@ -72,4 +73,4 @@ def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: lis
     ids, mask = tok.batch(prompts)
     ids, mask = ids.to(dev), mask.to(dev)
     tokens, pooled = model.text(ids, mask)
-    return sample(model, tokens, pooled, chunks, steps, noise=noise, text_mask=mask)
+    return sample(model, tokens, pooled, chunks, steps, noise=noise, text_mask=mask, on_chunk=on_chunk)

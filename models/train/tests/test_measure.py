@@ -400,6 +400,27 @@ def test_dit_error_conventions_on_latents_with_known_answers():
         assert abs(rms(lin - z0) - wiener) < 0.02 * wiener, (t, rms(lin - z0), wiener)
 
 
+def test_rough_latents_read_as_the_white_noise_that_makes_them_so():
+    """noise_above: the encoder's latents plus white noise of std s read as s; another draw of the
+    same kind of smooth latents as (nearly) no noise, since the fine detail of two draws differs a
+    little (0.2606-0.2653 in power over six draws of this size); blurred latents as none."""
+    from measure.dit_error import fine_detail_power, noise_above
+    g = torch.Generator().manual_seed(1)
+
+    def smooth():
+        x = torch.randn(8 * 8 * 4, 1, 18, 32, generator=g)
+        x = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        return (x / x.std()).view(8, 8, 4, 18, 32)
+
+    real = smooth()
+    for sd in (0.1, 0.3):
+        rough = real + sd * torch.randn(real.shape, generator=g)
+        assert abs(noise_above(real, rough) - sd) < 0.05 * sd, (sd, noise_above(real, rough))
+    assert all(noise_above(real, smooth()) < 0.1 for _ in range(3))
+    blurred = torch.nn.functional.avg_pool2d(smooth().flatten(0, 2)[:, None], 3, 1, 1).view(real.shape)
+    assert fine_detail_power(blurred) < fine_detail_power(real) and noise_above(real, blurred) == 0.0
+
+
 def test_a_clip_spec_cut_to_its_first_frames():
     from measure.dit_error import shortened
     spec = sample_clip(5, 64, load_heldout(), "train", cut_prob=1.0)
@@ -433,7 +454,7 @@ def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
     from measure import dit_error
     run = toy_dit_run(tmp_path / "run")
     common = ["--run", str(run), "--clips", "3", "--seconds", "1", "--batch", "2"]
-    r = dit_error.main(common + ["--classifier", str(classifier_run), "--json", str(tmp_path / "e.json")])
+    r = dit_error.main(common + ["--classifier", str(classifier_run), "--sample", "--json", str(tmp_path / "e.json")])
     out = capsys.readouterr().out
     assert r["steps"] == 4 and [row["t"] for row in r["per_step"]] == [1.0, 0.75, 0.5, 0.25]
     assert r["clips"] == 3 and r["dit_step"] == 3 and r["ae_step"] == 7
@@ -441,11 +462,16 @@ def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
         assert row["d"] == 0.25 and 0 < row["relative"] and row["first_chunk"] > 0 and row["later_chunks"] > 0
         assert abs(row["relative"] - row["rms"] / r["latent_std"]) < 1e-9
     assert abs(r["per_step"][0]["linear"] - 1) < 0.01
-    assert set(r["read"]) == {"latents", "last_step", "white_noise"} and all(0 <= v <= 1 for v in r["read"].values())
+    assert set(r["read"]) == {"latents", "last_step", "white_noise", "sampled"}
+    assert all(0 <= v <= 1 for v in r["read"].values())
+    sm = r["sampled"]
+    assert sm["std"] > 0 and sm["fine_detail"] > 0 and sm["latents_fine_detail"] > 0 and sm["noise_above"] >= 0
     assert "the sampler's last step from the true path lands" in out and "prompted subject named in" in out
+    assert "in the clips sampled from noise" in out and "the sampler's own latents, from noise: std" in out
     assert json.loads((tmp_path / "e.json").read_text()) == json.loads(json.dumps(r))
     two = dit_error.main(common + ["--steps", "2"])
     assert [(row["t"], row["d"]) for row in two["per_step"]] == [(1.0, 0.5), (0.5, 0.5)] and two["read"] is None
+    assert two["sampled"] is None
     # the DiT is asked for the sampler's step size: at t = 1, d = 1/2 and d = 1/4 estimate differently
     assert abs(two["per_step"][0]["relative"] - r["per_step"][0]["relative"]) > 1e-4
     toy_autoencoder(tmp_path / "no-dit" / "ae")
