@@ -6,7 +6,8 @@
 # --throughput S  first times each part of a step (throughput.py, cut off after S seconds) and
 #           keeps its suggested per-stage settings in $RUN/throughput.env, which this and every
 #           later call of the session read: stages get those settings, then the caller's
-#           AE_ARGS/FLOW_ARGS/SHORTCUT_ARGS/CLASSIFIER_ARGS (later flags win).
+#           AE_ARGS/FLOW_ARGS/SHORTCUT_ARGS/CLASSIFIER_ARGS (later flags win). A stage that fails
+#           with those suggestions runs again without them.
 # --start   starts, under setsid, train.py autoencoder -> flow -> shortcut for the given minutes
 #           each (0 skips a stage), unless the chain is already running. The GPU then trains
 #           without a gap for as long as the machine is held, between calls too.
@@ -58,10 +59,17 @@ if [ -n "$THROUGHPUT" ]; then
 fi
 # One stage's extra arguments: throughput.py's suggestion, then the caller's (after TRAIN_ARGS).
 suggested() { [ -f "$TP_ENV" ] && ( . "$TP_ENV" >/dev/null 2>&1; printf '%s' "${!1:-}" ); }
-stage_args() { printf '%s %s' "$(suggested "$1")" "${!1:-}"; }
-declare -A STAGE_EXTRA=([autoencoder]=$(stage_args AE_ARGS) [flow]=$(stage_args FLOW_ARGS)
-                        [shortcut]=$(stage_args SHORTCUT_ARGS))
-CEXTRA=$(stage_args CLASSIFIER_ARGS)  # train_classifier.py's (CLASSIFIER_ARGS="--toy" for a dry run)
+# The shell command that runs trainer command $1 for stage $2 with its arguments from variable $3
+# (AE_ARGS, ...). Where throughput.py suggested arguments, a run that fails with them runs again
+# without them: its settings were measured for a step, not for a whole stage (its memory beside
+# the EMA and the prefetching, say), and a lent session is too rare to lose to them.
+with_fallback() {
+  local sug; sug=$(suggested "$3")
+  if [ -z "${sug// }" ]; then printf '%s %s' "$1" "${!3:-}"; return; fi
+  printf '{ %s %s %s || { echo "== $(date +%%T) %s failed with throughput.py'"'"'s suggestions (%s): again without them"; %s %s; }; }' \
+    "$1" "$sug" "${!3:-}" "$2" "$sug" "$1" "${!3:-}"
+}
+declare -A STAGE_VAR=([autoencoder]=AE_ARGS [flow]=FLOW_ARGS [shortcut]=SHORTCUT_ARGS)
 
 if [ -n "$START" ]; then
   if alive chain; then
@@ -72,7 +80,9 @@ if [ -n "$START" ]; then
     for pair in "autoencoder $AE" "flow $FLOW" "shortcut $SC"; do
       read -r stage min <<<"$pair"
       [ "$min" = 0 ] && continue
-      cmd+="${cmd:+ && }echo \"== \$(date +%T) $stage $min min\" && python3 train.py $stage --run $RUN --minutes $min --save-minutes 2 --workers $WORKERS $EXTRA ${STAGE_EXTRA[$stage]}"
+      cmd+="${cmd:+ && }echo \"== \$(date +%T) $stage $min min\" && $(with_fallback \
+        "python3 train.py $stage --run $RUN --minutes $min --save-minutes 2 --workers $WORKERS $EXTRA" "$stage" \
+        "${STAGE_VAR[$stage]}")"
     done
     setsid nohup bash -c "$cmd" > "$RUN/chain.out" 2>&1 < /dev/null &
     echo $! > "$RUN/chain.pid"
@@ -84,8 +94,9 @@ if [ -n "$CLF_MIN" ]; then
   if alive classifier; then
     say "classifier already running"
   else
-    setsid nohup python3 train_classifier.py --run "$RUN" --minutes "$CLF_MIN" --save-minutes 2 $CEXTRA \
-      > "$RUN/classifier.out" 2>&1 < /dev/null &
+    # (CLASSIFIER_ARGS="--toy" for a dry run)
+    setsid nohup bash -c "$(with_fallback "python3 train_classifier.py --run $RUN --minutes $CLF_MIN --save-minutes 2" \
+      classifier CLASSIFIER_ARGS)" > "$RUN/classifier.out" 2>&1 < /dev/null &
     echo $! > "$RUN/classifier.pid"
     say "started classifier $(cat "$RUN/classifier.pid") for $CLF_MIN min"
   fi

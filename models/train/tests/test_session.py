@@ -107,6 +107,30 @@ def test_collect_takes_a_running_trainers_weights_of_now(tmp_path):
     assert not (run / "trainer-ae.pid").exists()  # removed at a clean exit
 
 
+def test_a_stage_that_fails_with_throughputs_suggestions_runs_again_without_them(tmp_path):
+    """throughput.py measures a step, not a stage: a trainer that fails with its suggestions runs
+    again with the caller's arguments alone, for the chain and for the classifier beside it."""
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    (run / "throughput.env").write_text('export AE_ARGS="--render-frames 0"\nexport FLOW_ARGS=""\n'
+                                        'export CLASSIFIER_ARGS="--reuse 0"\n')
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "TRAIN_ARGS": "--toy --threads 1 --log-every 1",
+           "AE_ARGS": "--reuse 2", "CLASSIFIER_ARGS": "--toy --threads 1 --log-every 1"}
+    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--start", "0.02 0.02 0", "--classifier", "0.02",
+                          "--until", "150", "--collect", "ae classifier flow"],
+                         env=env, capture_output=True, text=True, timeout=260)
+    assert res.returncode == 0, res.stdout + res.stderr
+    chain, clf = (run / "chain.out").read_text(), (run / "classifier.out").read_text()
+    assert "autoencoder failed with throughput.py's suggestions (--render-frames 0): again without them" in chain
+    assert "--render-frames takes a whole number" in chain
+    assert "flow failed" not in chain  # no suggestion for it: nothing to fall back from
+    assert "classifier failed with throughput.py's suggestions (--reuse 0): again without them" in clf
+    for stage in ("ae", "classifier", "flow"):
+        assert f"checkpoint {stage}: " in res.stdout and "TORN" not in res.stdout, res.stdout
+    from train_io import load_checkpoint
+    assert load_checkpoint(run / "ae")[1]["reuse"] == 2  # the caller's own arguments still apply
+
+
 def test_text_shards_join_row_blocks(tmp_path):
     import train
     emb = torch.arange(12.0).reshape(6, 2)
