@@ -126,7 +126,7 @@ if [ -n "$EVAL_S" ]; then
     # shellcheck disable=SC2086
     CLF=$RUN OUT=$RUN/eval timeout "$left" bash device/eval.sh "$RUN" $EVAL_ARGS > /dev/null 2>&1
     say "eval exit $? ($(ls "$RUN/eval" | tr '\n' ' '))"
-    tail -n 40 "$RUN/eval/eval.out"
+    tail -n 60 "$RUN/eval/eval.out"
   fi
 fi
 

@@ -142,7 +142,7 @@ def watch_session_paths(monkeypatch):
     import train
     import train_classifier
     from kinema.model import DiT, Decoder, Encoder, TextEncoder
-    from measure import generate, round_trip
+    from measure import dit_error, generate, round_trip
     from measure.classifier import AttributeClassifier
     for cls in (Encoder, Decoder, DiT, TextEncoder, AttributeClassifier):
         on_host_tensors(monkeypatch, cls, ["forward"])
@@ -155,6 +155,8 @@ def watch_session_paths(monkeypatch):
     on_host_tensors(monkeypatch, evaluate, ["render_clips", "read_clips"])
     on_host_tensors(monkeypatch, generate, ["generate"])
     on_host_tensors(monkeypatch, round_trip, ["round_trip"])
+    on_host_tensors(monkeypatch, dit_error, ["x0_estimate", "linear_estimate", "encode", "decode", "subject_hits",
+                                             "fine_detail_power", "noise_above"])
     monkeypatch.setattr(train.Trainer, "autocast", lambda self: torch.autocast("cpu", dtype=torch.bfloat16))
     monkeypatch.setattr(throughput, "autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
 

@@ -69,6 +69,7 @@ def test_throughput_keeps_to_the_device(checked):
 
 def test_eval_keeps_to_the_device(checked, tmp_path):
     import evaluate
+    from measure import dit_error
     import train
     import train_classifier
     run = str(tmp_path / "run")
@@ -78,3 +79,5 @@ def test_eval_keeps_to_the_device(checked, tmp_path):
     common = ["--classifier", run, "--in-dist", "2", "--per-heldout", "0", "--seconds", "1", "--batch", "2"]
     evaluate.main(common + ["--model", run, "--steps", "2"])
     evaluate.main(common + ["--reference", "--through-ae", run])
+    dit_error.main(["--run", run, "--clips", "2", "--seconds", "1", "--steps", "2", "--classifier", run, "--sample",
+                    "--batch", "2"])

@@ -131,6 +131,34 @@ def test_a_stage_that_fails_with_throughputs_suggestions_runs_again_without_them
     assert load_checkpoint(run / "ae")[1]["reuse"] == 2  # the caller's own arguments still apply
 
 
+def test_session_eval_measures_the_run_and_packs_it(tmp_path):
+    """--eval at the end of a session: device/eval.sh on the run folder (rendered clips, generated
+    clips, the strip, and the DiT's latent error, which needs the run's encoder), its files packed
+    with the checkpoint and restored beside it."""
+    import train
+    import train_classifier
+    run, out, restored = tmp_path / "run", tmp_path / "out", tmp_path / "restored"
+    common = ["--run", str(run), "--toy", "--threads", "1", "--workers", "0", "--steps", "1"]
+    for stage in ("autoencoder", "flow"):
+        train.main([stage, *common])
+    train_classifier.main(["--toy", "--run", str(run), "--threads", "1", "--steps", "1", "--batch", "2",
+                           "--frames", "8"])
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "DIT_ERROR_SECONDS": "1"}
+    res = subprocess.run(["bash", str(DEVICE / "session.sh"), "--eval", "200",
+                          "--in-dist 2 --per-heldout 0 --seconds 1 --batch 2 --steps 2", "--collect", "flow"],
+                         env=env, capture_output=True, text=True, timeout=260)
+    assert res.returncode == 0 and re.search(r"eval exit 0 \(.*dit-error\.json", res.stdout), res.stdout + res.stderr
+    assert "the sampler's last step from the true path lands" in res.stdout  # the tail of eval.out, printed
+    res = subprocess.run(["bash", str(DEVICE / "restore.sh"), str(out), str(restored)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ev = restored / "eval"
+    assert {"prompts.jsonl", "reference.json", "eval.json", "samples.png", "dit-error.json", "eval.out"} <= \
+        {f.name for f in ev.iterdir()}
+    gen, err = json.loads((ev / "eval.json").read_text()), json.loads((ev / "dit-error.json").read_text())
+    assert len(gen["per_prompt"]) == 2 and gen["mode"] == "generated" and err["clips"] == 2 and err["seconds"] == 1
+
+
 def test_text_shards_join_row_blocks(tmp_path):
     import train
     emb = torch.arange(12.0).reshape(6, 2)
