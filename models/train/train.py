@@ -45,6 +45,11 @@ from world.spec import load_heldout  # noqa: E402
 MODELS = HERE.parent
 STAGE_SALT = {"autoencoder": 11, "flow": 23, "shortcut": 37}
 CALIBRATION_SALT = 53  # the clips a fresh autoencoder's latents are normalised on: no step's batch
+# At least this many of them, whatever the batch: normalised on one clip, a channel that clip
+# hardly uses is divided by its tiny std there (0.02 at full scale) and the latents of other
+# clips come out far from unit variance (z_std 4.8 and a latent regulariser of 900 at the first
+# step, measured here with --batch 1)
+CALIBRATION_CLIPS = 8
 STAGE_DIR = {"autoencoder": "ae", "flow": "flow", "shortcut": "shortcut"}
 
 # Per-stage defaults for the real scale (batch, video frames). 64 frames = 4 s = 4 chunks: the
@@ -507,10 +512,11 @@ class Trainer:
         print(f"saved {self.ckdir} at step {step}", flush=True)
 
     def calibration_video(self, dev) -> torch.Tensor:
-        """One batch of clips of their own seed, as the autoencoder reads them, for
-        `normalise_latents_`."""
+        """Clips of their own seed (a batch, and at least CALIBRATION_CLIPS), as the autoencoder
+        reads them, for `normalise_latents_`."""
         a = self.args
-        specs, _ = sample_batch(a.seed * 1000 + CALIBRATION_SALT, 0, self.batch, self.frames, cut_prob=a.cut_prob)
+        specs, _ = sample_batch(a.seed * 1000 + CALIBRATION_SALT, 0, max(self.batch, CALIBRATION_CLIPS), self.frames,
+                                cut_prob=a.cut_prob)
         with torch.no_grad():
             return draw(prepare(specs, self.H, self.W, with_labels=False), dev, max_frames=a.render_frames)
 
