@@ -120,9 +120,24 @@ def main(argv=None):
     video_ae = draw(prep, dev)
 
     # ---- the autoencoder: encoding for the DiT stages, and its own training step
+    def ae_step_time(video, layout, tag):
+        net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
+        net.to(dev, memory_format=layout)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=dev.type == "cuda")
+
+        def ae_step():
+            loss, _ = autoencoder_loss(net, video, 0.1, 0.05, lambda: autocast(dev))  # train.py's defaults
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        s, peak = timer(ae_step)
+        n, f = video.shape[:2]
+        report(f"autoencoder step {n}x{f}, {tag}", s, peak, f"{n * f / s:.0f} frames/s")
+        return s
+
     encode_s, ae_s = {}, {}
-    for layout in (torch.contiguous_format, torch.channels_last):
-        tag = "channels-last" if layout == torch.channels_last else "contiguous"
+    layouts = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
+    for tag, layout in layouts.items():
         enc = Encoder(cfg.decoder).to(dev, memory_format=layout).eval().requires_grad_(False)
 
         def encode():
@@ -131,20 +146,12 @@ def main(argv=None):
         s, peak = timer(encode)
         encode_s[tag] = s
         report(f"encode flow batch, {tag}", s, peak)
-
-        net = torch.nn.ModuleDict({"encoder": Encoder(cfg.decoder), "decoder": Decoder(cfg.decoder)})
-        net.to(dev, memory_format=layout)
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=dev.type == "cuda")
-
-        def ae_step():
-            loss, _ = autoencoder_loss(net, video_ae, 0.3, 0.05, lambda: autocast(dev))  # train.py defaults
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        s, peak = timer(ae_step)
-        ae_s[tag] = s
-        report(f"autoencoder step {ab}x{af}, {tag}", s, peak, f"{ab * af / s:.0f} frames/s")
-        del enc, net, opt
+        del enc
+        ae_s[tag] = ae_step_time(video_ae, layout, tag)
+    # a quarter of the batch, in the faster layout (suggest() says when it pays)
+    small = max(1, ab // 4)
+    ae_layout = min(ae_s, key=ae_s.get)
+    ae_small_s = ae_step_time(video_ae[:small], layouts[ae_layout], ae_layout) if small < ab else None
 
     # ---- the DiT: one flow-matching step, and the no-grad forward the shortcut targets use
     d = cfg.dit
@@ -207,16 +214,21 @@ def main(argv=None):
                   f"= {fb * ff / step:.0f} frames/s", flush=True)
     if args.suggest:
         lines = suggest(draw_s, encode_s, ae_s, render_ae_s, dit_s, [int(x) for x in args.reuse.split()],
-                        render_clf_s, clf_s)
+                        render_clf_s, clf_s, ae_small=(small, ae_small_s) if ae_small_s else None)
         Path(args.suggest).write_text("".join(f"export {line}\n" for line in lines))
         print("suggested (" + args.suggest + "): " + " ".join(lines), flush=True)
 
 
 def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s: float, reuses: list[int],
-            render_clf_s: float, clf_s: float, share: float = 0.25) -> list[str]:
+            render_clf_s: float, clf_s: float, share: float = 0.25, ae_small: tuple[int, float] | None = None,
+            small_share: float = 0.4) -> list[str]:
     """Per-stage train.py arguments from the measured figures: the faster convolution layout,
     the fastest renderer setting, and the smallest --reuse that brings rendering and encoding
-    under `share` of a DiT step (more reuse only repeats data for no speed)."""
+    under `share` of a DiT step (more reuse only repeats data for no speed). And the autoencoder's
+    `--batch` of `ae_small` = (a quarter of its batch, that batch's step time) where that step
+    takes at most `small_share` as long: on the CPU a quarter of the batch learned about as much
+    in twice the steps as the whole batch did (README.md, "The autoencoder's batch"), so where it
+    gets clearly more than twice the steps it learns more per second."""
     layout = min(encode_s, key=encode_s.get)
     (g, mf), render = min(draw_s.items(), key=lambda kv: kv[1])
     k = next((k for k in sorted(reuses) if (render + encode_s[layout]) / k <= share * dit_s), max(reuses))
@@ -224,6 +236,8 @@ def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s:
     ae_layout = min(ae_s, key=ae_s.get)
     ae_k = next((k for k in sorted(reuses) if render_ae_s / k <= share * ae_s[ae_layout]), max(reuses))
     ae_args = f"--reuse {ae_k}" + (" --channels-last" if ae_layout == "channels-last" else "")
+    if ae_small and ae_small[1] <= small_share * ae_s[ae_layout]:
+        ae_args += f" --batch {ae_small[0]}"
     clf_k = next((k for k in sorted(reuses) if render_clf_s / k <= share * clf_s), max(reuses))
     return [f'AE_ARGS="{ae_args}"', f'FLOW_ARGS="{dit_args}"', f'SHORTCUT_ARGS="{dit_args}"',
             f'CLASSIFIER_ARGS="--reuse {clf_k}"']

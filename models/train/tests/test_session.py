@@ -51,6 +51,7 @@ def test_session_chain_pack_and_restore(tmp_path):
         args = suggested[name]
         return int(args[args.index(option) + 1]) if option in args else default
     assert states["ae"]["reuse"] == flag("AE_ARGS", "--reuse", 1)
+    assert states["ae"]["batch"] == flag("AE_ARGS", "--batch", 2)  # toy: 2 clips, or a quarter (1) if faster
     assert states["classifier"]["reuse"] == flag("CLASSIFIER_ARGS", "--reuse", 1)
     assert [states[s]["batch_groups"] for s in ("ae", "flow", "shortcut")] == \
         [0, 1, flag("SHORTCUT_ARGS", "--batch-groups", 0)]

@@ -22,6 +22,8 @@ def test_throughput_prints_every_figure(tmp_path):
     for name in names:
         assert ms.get(name, 0) > 0, (name, res.stdout)
     assert any(k.startswith("DiT step 2x16") for k in ms), res.stdout
+    # the autoencoder at a quarter of its batch (at least 1 clip), in the faster layout
+    assert any(k.startswith("autoencoder step 1x16, ") for k in ms), res.stdout
     assert len([k for k in ms if k.startswith("flow step")]) == 4, res.stdout
     # the suggestions are shell exports that session.sh's per-stage variables take
     res = subprocess.run(["bash", "-c", f". {env_file} && echo \"$AE_ARGS|$FLOW_ARGS|$SHORTCUT_ARGS|$CLASSIFIER_ARGS\""],
@@ -56,5 +58,9 @@ def test_suggest_picks_the_fastest_settings_and_the_least_reuse_that_pays():
     assert shortcut == flow.replace("FLOW", "SHORTCUT")
     assert ae == 'AE_ARGS="--reuse 2"'
     assert clf == 'CLASSIFIER_ARGS="--reuse 8"'  # 0.3 / 8 > 0.25 * 0.1: the most offered
+    # a quarter of the autoencoder's batch where its step takes at most 0.4 as long
+    assert suggest(draw_s, encode_s, ae_s, 0.1, 0.5, [1, 2, 4, 8], 0.3, 0.1, ae_small=(2, 0.11))[0] == \
+        'AE_ARGS="--reuse 2 --batch 2"'
+    assert suggest(draw_s, encode_s, ae_s, 0.1, 0.5, [1, 2, 4, 8], 0.3, 0.1, ae_small=(2, 0.13))[0] == ae
     # rendering that never gets cheap enough takes the most reuse offered, no more
     assert "--reuse 8" in suggest(draw_s, encode_s, ae_s, 0.1, 0.01, [1, 2, 4, 8], 0.3, 0.1)[1]
