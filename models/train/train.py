@@ -652,12 +652,17 @@ class Trainer:
 def shipped_state(run: Path, toy: bool):
     """The shipped parts of a run (text + decoder + the latest DiT stage) as one state dict:
     what export writes and what the eval command loads straight from a run folder.
+    The architecture is the one the DiT trained with, as its state.json records it: a run from
+    before a default changed (the first run read 32 prompt tokens, today's default is 128) keeps
+    reading its prompts the way it learned them.
     Returns (config, state dict, DiT checkpoint folder, its state.json)."""
-    cfg = model_config(toy)
     run = Path(run)
-    ae, _ = load_checkpoint(run / "ae")
+    ae, ast = load_checkpoint(run / "ae")
     dit_dir = run / ("shortcut" if has_checkpoint(run / "shortcut") else "flow")
     dit_sd, dst = load_checkpoint(dit_dir)
+    cfg = KinemaConfig.from_json(dst["architecture"]) if "architecture" in dst else model_config(toy)
+    if "architecture" in ast and KinemaConfig.from_json(ast["architecture"]).decoder != cfg.decoder:
+        raise SystemExit(f"{run}: ae/ and {dit_dir.name}/ record different decoder architectures")
     text = build_text(cfg, toy, "cpu")
     state = {"text." + k: v for k, v in text.state_dict().items()}
     state.update({k: v for k, v in ae.items() if k.startswith("decoder.")})

@@ -76,6 +76,35 @@ def test_toy_end_to_end(tmp_path):
     assert torch.equal(clips[0], clips[1])
 
 
+def test_export_and_eval_keep_the_architecture_the_dit_trained_with(tmp_path):
+    """A run from before a default changed (the first real run read 32 prompt tokens; the default
+    is now 128) is exported and evaluated with the token count its DiT learned, from its state.json."""
+    import train
+    from kinema.folder import read_model_folder
+    from measure.generate import load_generator
+    run = tmp_path / "run"
+    _run("autoencoder", "--run", str(run), "--steps", "1")
+    _run("flow", "--run", str(run), "--steps", "1")
+    state_file = run / "flow" / "state.json"
+    state = json.loads(state_file.read_text())
+    default = train.model_config(True).text.max_text_tokens
+    state["architecture"]["text"]["max_text_tokens"] = default // 2
+    state_file.write_text(json.dumps(state))
+    cfg, *_ = train.shipped_state(run, True)
+    assert cfg.text.max_text_tokens == default // 2
+    _, tok, _ = load_generator(run)
+    assert len(tok.ids(" ".join(["red"] * default))) == default // 2
+    out = tmp_path / "model"
+    _run("export", "--run", str(run), "--out", str(out), "--dtype", "f32")
+    _, folder_cfg, _ = read_model_folder(out)
+    assert folder_cfg.text.max_text_tokens == default // 2
+    # a decoder that is not the one the DiT's architecture names is refused, not mixed in
+    state["architecture"]["decoder"]["widths"] = [w * 2 for w in state["architecture"]["decoder"]["widths"]]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(SystemExit, match="different decoder architectures"):
+        train.shipped_state(run, True)
+
+
 def test_once_a_dit_exists_only_the_decoder_trains(tmp_path):
     """A DiT learns the encoder's latent space, so after flow has trained, the autoencoder stage
     refuses to move the encoder; --freeze-encoder trains the decoder alone and keeps the encoder
