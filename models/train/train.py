@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import sys
@@ -63,6 +64,13 @@ TOY = {"autoencoder": dict(batch=2, frames=16, lr=2e-3), "flow": dict(batch=2, f
 
 def model_config(toy: bool) -> KinemaConfig:
     return KinemaConfig.parity_tiny() if toy else KinemaConfig.kinema_tiny()
+
+
+def recorded_config(state: dict, toy: bool) -> KinemaConfig:
+    """The architecture a checkpoint trained with, as its state.json records it (else today's
+    default): a run keeps its settings when a default moves (the first run read 32 prompt tokens,
+    today's default is 128)."""
+    return KinemaConfig.from_json(state["architecture"]) if "architecture" in state else model_config(toy)
 
 
 # ---------------------------------------------------------------------------------------- text
@@ -322,7 +330,13 @@ class Trainer:
         self.args = args
         self.stage = args.stage
         self.toy = args.toy
-        self.cfg = model_config(args.toy)
+        self.run = Path(args.run)
+        self.ckdir = self.run / STAGE_DIR[self.stage]
+        # resuming (or the shortcut stage starting from flow) keeps the architecture trained so far
+        start = [self.ckdir] + ([self.run / "flow"] if self.stage == "shortcut" else [])
+        start = next((d for d in start if has_checkpoint(d)), None)
+        self.cfg = (recorded_config(json.loads((start / "state.json").read_text()), args.toy) if start
+                    else model_config(args.toy))
         d = REAL[self.stage] if not args.toy else TOY[self.stage]
         self.batch = args.batch or d["batch"]
         self.frames = args.frames or d["frames"]
@@ -333,8 +347,6 @@ class Trainer:
             # fixed shapes every step: let cuDNN pick its fastest convolution once
             torch.backends.cudnn.benchmark = True
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-        self.run = Path(args.run)
-        self.ckdir = self.run / STAGE_DIR[self.stage]
         self.log = JsonlLog(self.run / "log.jsonl")
         self.H, self.W = self.cfg.video.height, self.cfg.video.width
         lat_frames = self.frames // 4
@@ -652,16 +664,14 @@ class Trainer:
 def shipped_state(run: Path, toy: bool):
     """The shipped parts of a run (text + decoder + the latest DiT stage) as one state dict:
     what export writes and what the eval command loads straight from a run folder.
-    The architecture is the one the DiT trained with, as its state.json records it: a run from
-    before a default changed (the first run read 32 prompt tokens, today's default is 128) keeps
-    reading its prompts the way it learned them.
+    The architecture is the one the DiT trained with (`recorded_config`).
     Returns (config, state dict, DiT checkpoint folder, its state.json)."""
     run = Path(run)
     ae, ast = load_checkpoint(run / "ae")
     dit_dir = run / ("shortcut" if has_checkpoint(run / "shortcut") else "flow")
     dit_sd, dst = load_checkpoint(dit_dir)
-    cfg = KinemaConfig.from_json(dst["architecture"]) if "architecture" in dst else model_config(toy)
-    if "architecture" in ast and KinemaConfig.from_json(ast["architecture"]).decoder != cfg.decoder:
+    cfg = recorded_config(dst, toy)
+    if recorded_config(ast, toy).decoder != cfg.decoder:
         raise SystemExit(f"{run}: ae/ and {dit_dir.name}/ record different decoder architectures")
     text = build_text(cfg, toy, "cpu")
     state = {"text." + k: v for k, v in text.state_dict().items()}

@@ -76,9 +76,10 @@ def test_toy_end_to_end(tmp_path):
     assert torch.equal(clips[0], clips[1])
 
 
-def test_export_and_eval_keep_the_architecture_the_dit_trained_with(tmp_path):
+def test_a_run_keeps_the_architecture_its_dit_trained_with(tmp_path):
     """A run from before a default changed (the first real run read 32 prompt tokens; the default
-    is now 128) is exported and evaluated with the token count its DiT learned, from its state.json."""
+    is now 128) resumes, starts its shortcut stage, exports and evaluates with the token count its
+    DiT learned, from its state.json."""
     import train
     from kinema.folder import read_model_folder
     from measure.generate import load_generator
@@ -90,6 +91,13 @@ def test_export_and_eval_keep_the_architecture_the_dit_trained_with(tmp_path):
     default = train.model_config(True).text.max_text_tokens
     state["architecture"]["text"]["max_text_tokens"] = default // 2
     state_file.write_text(json.dumps(state))
+    _run("flow", "--run", str(run), "--steps", "1")
+    _run("shortcut", "--run", str(run), "--steps", "1")
+    for stage in ("flow", "shortcut"):
+        recorded = json.loads((run / stage / "state.json").read_text())["architecture"]
+        assert recorded["text"]["max_text_tokens"] == default // 2, stage
+    state_file = run / "shortcut" / "state.json"
+    state = json.loads(state_file.read_text())
     cfg, *_ = train.shipped_state(run, True)
     assert cfg.text.max_text_tokens == default // 2
     _, tok, _ = load_generator(run)
