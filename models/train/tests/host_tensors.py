@@ -8,7 +8,10 @@ Inside `host_tensors()` such tensors become `HostTensor`s. An operation that mix
 of one or more dimensions with any other tensor raises `DeviceMix`, as CUDA would; results of
 host-only operations stay HostTensors; `.to(...)`/`.cuda()` move one to the "accelerator" (a plain
 tensor). CUDA's exceptions are kept: a 0-dim host tensor mixes freely, indexing an accelerator
-tensor with host indices works, and copies (`copy_`, item assignment) cross devices.
+tensor with host indices works, and copies (`copy_`, item assignment) cross devices. A random
+draw whose `generator=` lives on the other side from the tensor it makes or fills (a
+`torch.Generator()` drawing with `device=`, or one made with a device drawing on the host) raises
+too, as CUDA does; generators made before the context are not judged.
 `watch_session_paths` applies the context to the step code of every GPU-session path, so that
 only that is checked, not module construction (whose parameters are moved by `.to(device)`,
 which a CPU cannot tell from staying). As a command it runs train.py under that check, at any
@@ -89,13 +92,34 @@ class HostTensor(torch.Tensor):
         return out if accel else tree_map(_host, out)
 
 
+class TrackedGenerator(torch.Generator):
+    """What `torch.Generator(...)` makes inside the context: a generator that remembers whether it
+    was made for the host (no device, or "cpu" spelled out) or for the accelerator."""
+
+    def __init__(self, device=None):
+        self.on_host = _to_host(device) is not False
+
+
+def _check_generator(name, args, kwargs):
+    gen = kwargs.get("generator")
+    if not isinstance(gen, TrackedGenerator):
+        return
+    tensors = [t for t in tree_leaves(args) if isinstance(t, torch.Tensor)]
+    out_on_host = isinstance(tensors[0], HostTensor) if tensors else _to_host(kwargs.get("device")) is not False
+    if gen.on_host != out_on_host:
+        where = {True: "the host", False: "the accelerator"}
+        raise DeviceMix(f"{name}: a generator made for {where[gen.on_host]} draws a tensor on "
+                        f"{where[out_on_host]}; CUDA refuses this (make the generator with the tensor's device)")
+
+
 class _HostFactories(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         name = _name(func)
         born_on_host = (func in FACTORIES and _to_host(kwargs.get("device")) is not False
                         and not (args and isinstance(args[0], torch.Tensor)))
+        _check_generator(name, args, kwargs)
+        out = func(*args, **kwargs)
         moved_home = name == "to" and any(_to_host(a) for a in list(args[1:]) + [kwargs.get("device")])
         if born_on_host or name == "cpu" or moved_home:
             global BORN
@@ -112,12 +136,13 @@ def host_tensors():
         global BORN
         BORN += 1
         return from_numpy(a).as_subclass(HostTensor)
-    torch.from_numpy = host_from_numpy
+    generator = torch.Generator
+    torch.from_numpy, torch.Generator = host_from_numpy, TrackedGenerator
     try:
         with _HostFactories():
             yield
     finally:
-        torch.from_numpy = from_numpy
+        torch.from_numpy, torch.Generator = from_numpy, generator
 
 
 def on_host_tensors(monkeypatch, obj, names):

@@ -38,6 +38,26 @@ def test_the_checker_refuses_what_cuda_refuses():
         host + x
 
 
+def test_the_checker_refuses_a_generator_on_the_other_side():
+    dev = torch.device("cpu")
+    x = torch.ones(3)  # on the "accelerator"
+    before = torch.Generator(dev)  # made outside the context: not judged
+    with on_host():
+        host_gen, dev_gen, cpu_gen = torch.Generator(), torch.Generator(device=dev), torch.Generator("cpu")
+        for mixes in (lambda: torch.randn(3, device=dev, generator=host_gen),
+                      lambda: torch.rand(3, device=x.device, generator=cpu_gen),
+                      lambda: torch.randn(3, generator=dev_gen), lambda: x.normal_(generator=host_gen),
+                      lambda: torch.randint(4, (3,), device=dev, generator=host_gen.manual_seed(1)),
+                      lambda: torch.zeros(3).uniform_(generator=dev_gen)):
+            with pytest.raises(DeviceMix, match="generator made for .* CUDA refuses"):
+                mixes()
+        fine = [torch.randn(3, device=dev, generator=dev_gen), x.normal_(generator=dev_gen),
+                torch.randn(3, generator=host_gen).to(dev), torch.zeros(3).uniform_(generator=cpu_gen),
+                torch.randn(3, device=dev, generator=before), torch.randn(3, generator=before)]
+        assert len(fine) == 6 and isinstance(host_gen, torch.Generator)
+    assert type(torch.Generator()) is type(before)  # the context leaves torch as it was
+
+
 @pytest.fixture
 def checked(monkeypatch):
     born = host_tensors.BORN
