@@ -59,9 +59,18 @@ def losses_and_accuracy(logits: dict, labels: dict) -> tuple[torch.Tensor, dict,
     return total, loss, acc
 
 
+def source_frames(args, step: int) -> int:
+    """How long step `step`'s clips are before the classifier's window is cut from them: one of
+    --source-frames, step-tied (one length per batch: the renderer prepares a batch at one length)."""
+    choices = args.source_frames or [args.frames]
+    return int(choices[np.random.default_rng([args.seed, step, 11]).integers(len(choices))])
+
+
 def batch(args, cfg: ClassifierConfig, step: int, heldout, device):
-    specs, empty = classifier_specs(args.seed * 1000 + SALT, step, args.batch, args.frames, heldout)
-    video, labels = render_labelled(specs, cfg.video_height, cfg.video_width, device, empty)
+    source = source_frames(args, step)
+    specs, empty, starts = classifier_specs(args.seed * 1000 + SALT, step, args.batch, args.frames, heldout,
+                                            source_frames=source)
+    video, labels = render_labelled(specs, cfg.video_height, cfg.video_width, device, empty, starts, args.frames)
     # Mild pixel noise on some clips, so grain in generated frames is not read as a style.
     g = torch.Generator(device).manual_seed(args.seed * 1_000_003 + step)
     B = video.shape[0]
@@ -103,6 +112,7 @@ def train(args) -> int:
     def save():
         save_classifier(ckdir, model, {"stage": "classifier", "step": step, "toy": args.toy, "seed": args.seed,
                                        "batch": args.batch, "frames": args.frames, "reuse": args.reuse,
+                                       "source_frames": args.source_frames or [args.frames],
                                        "sessions": sessions + 1})
         print(f"saved {ckdir} at step {step}", flush=True)
 
@@ -153,6 +163,10 @@ def main(argv=None):
     add_session_args(ap, str(HERE / "runs" / "main"), "48x32 clips, a tiny net: CPU steps in a fraction of a second",
                      "frames per training clip", "steps of linear warm-up after every (re)start (100; toy 2)")
     ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch")
+    ap.add_argument("--source-frames", type=int, nargs="+",
+                    help="clip lengths to cut each training window of --frames from, one picked per batch\n"
+                         "(default: --frames). The world spreads a zoom over a whole shot, so a 15 s clip's\n"
+                         "camera moves slowly: 240 trains on what the eval's 15 s clips show")
     ap.add_argument("--diff-strides", type=int, nargs="+", help="a fresh classifier's frame differences (default 1)")
     ap.add_argument("--temporal-dilations", type=int, nargs="+",
                     help="a fresh classifier's temporal convs, one per dilation (default 1 1)")
@@ -169,6 +183,8 @@ def main(argv=None):
         ap.error("--pool-grid takes a whole number >= 1")
     d = TOY if args.toy else REAL
     args.batch, args.frames, args.lr = args.batch or d["batch"], args.frames or d["frames"], args.lr or d["lr"]
+    if args.source_frames is not None and min(args.source_frames) < args.frames:
+        ap.error(f"--source-frames must not be shorter than --frames ({args.frames})")
     if args.warmup is None:
         args.warmup = 2 if args.toy else 100
     if args.threads:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from world.clips import draw, prepare
+from world.clips import draw, prepare, window
 from world.spec import (ALL_MOTIONS, CAMERAS, COLOUR_NAMES, SCENES, STYLES, SUBJECTS, TIMES, WEATHERS,
                         load_heldout, sample_clip, step_seed)
 
@@ -68,9 +68,14 @@ def frame_labels(labels: list[dict], T: int, empty_from: list[int | None] | None
     return out
 
 
-def render_labelled(specs, height: int, width: int, device="cpu", empty_from=None):
-    """Video [B, T, 3, H, W] and per-frame labels, with the subject removed where asked."""
+def render_labelled(specs, height: int, width: int, device="cpu", empty_from=None, starts=None,
+                    frames: int | None = None):
+    """Video [B, T, 3, H, W] and per-frame labels, with the subject removed where asked. With
+    `starts` and `frames`, only those windows of the clips are drawn (T = frames) and
+    `empty_from` counts from each window's start."""
     prep = prepare(specs, height, width, with_labels=True)
+    if starts is not None:
+        prep = window(prep, starts, frames or prep["T"])
     for b, start in enumerate(empty_from or []):
         if start is not None:
             remove_subject(prep, b, start)
@@ -78,19 +83,26 @@ def render_labelled(specs, height: int, width: int, device="cpu", empty_from=Non
 
 
 def classifier_specs(base_seed: int, step: int, batch: int, frames: int, heldout=None,
-                     heldout_share: float = 0.15, empty_share: float = 0.1, cut_prob: float = 0.15):
+                     heldout_share: float = 0.15, empty_share: float = 0.1, cut_prob: float = 0.15,
+                     source_frames: int | None = None):
     """The clips of classifier step `step`, a pure function of (base_seed, step) like the
     generator's data. Unlike the generator, the classifier does see the held-out combinations
     (a share `heldout_share`): it is the measuring instrument, and its own generalisation must not
-    be what the held-out report measures. Returns (specs, empty_from): `empty_from[b]` is the
-    frame from which clip b's subject is removed (None: never; 0 for half of those that are)."""
+    be what the held-out report measures. Returns (specs, empty_from, starts): `empty_from[b]` is
+    the frame from which clip b's window is without its subject (None: never; 0 for half of those
+    that are). Clips are `source_frames` long (default `frames`) and the classifier sees frames
+    starts[b] .. starts[b] + frames of them (world.clips.window)."""
     heldout = load_heldout() if heldout is None else heldout
-    specs, empty_from = [], []
+    source_frames = frames if source_frames is None else source_frames
+    if source_frames < frames:
+        raise ValueError(f"a window of {frames} frames does not fit a clip of {source_frames}")
+    specs, empty_from, starts = [], [], []
     for i in range(batch):
         seed = step_seed(base_seed, step, i)
         rng = np.random.default_rng([seed, 3])
         mode = "heldout" if rng.random() < heldout_share else "train"
-        specs.append(sample_clip(seed, frames, heldout, mode, cut_prob))
+        specs.append(sample_clip(seed, source_frames, heldout, mode, cut_prob))
         empty = rng.random() < empty_share
         empty_from.append((0 if rng.random() < 0.5 else int(rng.integers(frames))) if empty else None)
-    return specs, empty_from
+        starts.append(int(rng.integers(source_frames - frames + 1)) if source_frames > frames else 0)
+    return specs, empty_from, starts

@@ -79,7 +79,7 @@ def test_session_training_paths_keep_to_the_device(checked, tmp_path):
                     "--render-frames", "8"])
     train.main(["autoencoder", "--run", run, *COMMON, "--freeze-encoder"])
     train_classifier.main(["--toy", "--run", run, "--threads", "1", "--log-every", "1", "--steps", "2",
-                           "--batch", "4", "--frames", "8", "--reuse", "2"])
+                           "--batch", "4", "--frames", "8", "--reuse", "2", "--source-frames", "24"])
 
 
 def test_throughput_keeps_to_the_device(checked):

@@ -26,19 +26,19 @@ TINY = HERE.parent / "fixtures" / "tiny"  # random-init parity model, 48x32: the
 
 @pytest.fixture(scope="module")
 def classifier_run(tmp_path_factory):
-    """The CLI at toy scale: 60 steps, then a resumed session of 20."""
+    """The CLI at toy scale: 60 steps, then a resumed session of 20 on windows of longer clips."""
     run = tmp_path_factory.mktemp("clf")
     cmd = [sys.executable, str(HERE / "train_classifier.py"), "--toy", "--run", str(run), "--threads", "1",
            "--log-every", "20", "--batch", "8", "--frames", "8"]
-    for steps in ("60", "20"):
-        out = subprocess.run(cmd + ["--steps", steps], capture_output=True, text=True, timeout=120)
+    for more in (["--steps", "60"], ["--steps", "20", "--source-frames", "8", "24"]):
+        out = subprocess.run(cmd + more, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
     return run
 
 
 def test_classifier_cli_trains_resumes_and_generalises(classifier_run):
     state = json.loads((classifier_run / "classifier" / "state.json").read_text())
-    assert state["step"] == 80 and state["sessions"] == 2
+    assert state["step"] == 80 and state["sessions"] == 2 and state["source_frames"] == [8, 24]
     assert all(f["size"] < 16 * 1024 * 1024 for f in state["files"])
     log = [json.loads(line) for line in (classifier_run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [20, 40, 60, 80] and {r["stage"] for r in log} == {"classifier"}
@@ -59,7 +59,7 @@ def test_classifier_cli_trains_resumes_and_generalises(classifier_run):
 def test_classifier_fits_a_tiny_fixed_set():
     """Every head can fit 4 fixed clips: labels, heads and gradients are wired to each other."""
     torch.manual_seed(0)
-    specs, empty = classifier_specs(7, 0, 4, 8, empty_share=0.5)
+    specs, empty, _ = classifier_specs(7, 0, 4, 8, empty_share=0.5)
     video, labels = render_labelled(specs, 32, 48, empty_from=empty)
     labels = {a: torch.as_tensor(v) for a, v in labels.items()}
     model = AttributeClassifier(ClassifierConfig.toy())
@@ -223,7 +223,7 @@ def test_ae_baselines_on_clips_with_known_answers():
 
 def test_remove_subject_leaves_the_scene_and_labels_none():
     held = load_heldout()
-    specs, _ = classifier_specs(3, 0, 2, 8, held, empty_share=0.0, heldout_share=0.0)
+    specs, _, _ = classifier_specs(3, 0, 2, 8, held, empty_share=0.0, heldout_share=0.0)
     full, _ = render_labelled(specs, 32, 48)
     prep = prepare(specs, 32, 48)
     remove_subject(prep, 1, 3)
@@ -292,7 +292,7 @@ def test_persistence():
     p = persistence(frames, target, fps)
     assert p["frames"] == 0.75 and p["per_second"] == [1.0, 0.5] and p["last_second"] == 0.5 and p["clips"] == 0.5
     # a rendered clip whose subject is removed: its (oracle) per-frame labels never show it
-    specs, _ = classifier_specs(5, 0, 1, T, empty_share=0.0)
+    specs, _, _ = classifier_specs(5, 0, 1, T, empty_share=0.0)
     prep = prepare(specs, 32, 48)
     remove_subject(prep, 0, 0)
     lab = frame_labels(prep["labels"], T, [0])
@@ -583,6 +583,8 @@ def test_classifier_reuse_renders_every_kth_step(tmp_path, monkeypatch):
     assert with_acc == [1, 3, 5], with_acc  # steps 0, 2, 4 start a batch (logged after the step)
     with pytest.raises(SystemExit):
         train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--reuse", "0"])
+    with pytest.raises(SystemExit):  # a window longer than its clip
+        train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--source-frames", "8"])
 
 
 def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(tmp_path, capsys):
@@ -600,3 +602,27 @@ def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(
     with pytest.raises(SystemExit):
         train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--diff-strides", "0"])
     assert load_classifier(run / "classifier")[1]["step"] == 3
+
+
+def test_a_window_of_a_long_clip_is_those_frames_of_it():
+    """The classifier can train on short windows of 15 s clips: a window draws exactly those frames
+    of the whole clip, with their labels, cuts and removed subject included."""
+    held = load_heldout()
+    specs = [sample_clip(11, 32, held, cut_prob=1.0), sample_clip(12, 32, held, cut_prob=0.0)]
+    assert len(specs[0].shots) > 1  # the window below straddles its cut at frame 16
+    full, full_lab = render_labelled(specs, 32, 48, empty_from=[None, 20])
+    starts = [9, 15]
+    video, lab = render_labelled(specs, 32, 48, empty_from=[None, 5], starts=starts, frames=12)
+    assert video.shape == (2, 12, 3, 32, 48)
+    for b, s in enumerate(starts):
+        assert torch.allclose(video[b], full[b, s:s + 12], atol=1e-5)
+        for a in ATTRS:
+            assert (lab[a][b] == full_lab[a][b, s:s + 12]).all(), a
+    assert any(lab[a][0, 6] != lab[a][0, 7] for a in ATTRS), "the cut is not at the window's frame 7"
+    with pytest.raises(ValueError, match="do not fit"):
+        render_labelled(specs, 32, 48, starts=[0, 25], frames=12)
+    # a step's windows are step-tied, inside their clips, and longer clips give other windows
+    a = classifier_specs(4, 2, 6, 16, held, source_frames=240)
+    assert a[2] == classifier_specs(4, 2, 6, 16, held, source_frames=240)[2]
+    assert all(sp.frames == 240 for sp in a[0]) and all(0 <= s <= 224 for s in a[2]) and len(set(a[2])) > 1
+    assert classifier_specs(4, 2, 6, 16, held)[2] == [0] * 6

@@ -71,6 +71,33 @@ def prepare(specs: list[ClipSpec], height: int = 144, width: int = 256, with_lab
             "labels": labels}
 
 
+def window(prep: dict, starts, length: int) -> dict:
+    """Frames starts[b] .. starts[b] + length of each clip of prepare()'s output, as if prepared
+    that long. The world times a shot's camera move and physics by its whole length, so a window
+    of a long clip shows a 15 s clip's slow zoom and long-shot motion at a short clip's cost."""
+    B, T = prep["B"], prep["T"]
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.shape != (B,) or (starts < 0).any() or (starts + length > T).any() or length < 1:
+        raise ValueError(f"windows of {length} frames at {starts.tolist()} do not fit {B} clips of {T} frames")
+    kept = (np.arange(B)[:, None] * T + starts[:, None] + np.arange(length)).ravel()  # old index of each new frame
+    new_index = np.full(B * T, -1, dtype=np.int64)
+    new_index[kept] = np.arange(B * length)
+    groups = []
+    for scene, subject, motion, idx, cat in prep["groups"]:
+        new = new_index[idx]
+        sel = new >= 0
+        if sel.any():
+            groups.append((scene, subject, motion, new[sel], {k: np.ascontiguousarray(v[sel]) for k, v in cat.items()}))
+    labels = []
+    for b, lab in enumerate(prep["labels"]):
+        s = int(starts[b])
+        shots = [{**sh, "start": max(sh["start"] - s, 0), "end": min(sh["end"] - s, length)}
+                 for sh in lab["shots"] if sh["end"] > s and sh["start"] < s + length]
+        labels.append({"shots": shots, **{k: lab[k][s:s + length] for k in ("box", "visible", "world_xy")}})
+    return {**prep, "T": length, "groups": groups, "styles": prep["styles"][kept], "times": prep["times"][kept],
+            "labels": labels}
+
+
 @torch.no_grad()
 def draw(prep: dict, device="cpu", max_frames: int = 256) -> torch.Tensor:
     """The device half: per-frame parameters -> video [B, T, 3, H, W] float32 in [0, 1]."""
