@@ -31,8 +31,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from measure.attributes import IGNORE, classifier_specs, render_labelled  # noqa: E402
-from measure.classifier import (AttributeClassifier, ClassifierConfig, load_classifier,  # noqa: E402
-                                save_classifier)
+from measure.classifier import (AttributeClassifier, ClassifierConfig, grow_classifier,  # noqa: E402
+                                load_classifier, save_classifier)
 from train import lr_at  # noqa: E402
 from train_io import JsonlLog, SaveRequests, add_session_args, has_checkpoint  # noqa: E402
 from world.spec import load_heldout  # noqa: E402
@@ -86,13 +86,26 @@ def train(args) -> int:
     run = Path(args.run)
     ckdir = run / "classifier"
     log = JsonlLog(run / "log.jsonl")
-    step, sessions = 0, 0
+    step, sessions, grown_from = 0, 0, None
     torch.manual_seed(args.seed * 1000 + SALT)  # the initial weights
     reach = {k: v for k, v in (("diff_strides", args.diff_strides), ("temporal_dilations", args.temporal_dilations),
                                 ("pool_grid", args.pool_grid), ("motion_probe", args.motion_probe)) if v is not None}
-    if has_checkpoint(ckdir):
-        model, state = load_classifier(ckdir, dev)
+    if has_checkpoint(ckdir) and args.grow_from:
+        raise SystemExit(f"{ckdir} already holds a classifier; --grow-from makes a fresh run's, so give another --run folder")
+    if args.grow_from:
+        trained, state = load_classifier(Path(args.grow_from), dev)
         step, sessions = state["step"], state["sessions"]
+        grown_from = f"{args.grow_from} at step {step}"
+        try:
+            model = grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg), **reach}))
+        except ValueError as e:
+            raise SystemExit(f"--grow-from {args.grow_from}: {e}") from None
+        print(f"grew the classifier of {args.grow_from} (step {step}) into {ckdir}: "
+              + ", ".join(f"{k} {getattr(trained.cfg, k)} -> {getattr(model.cfg, k)}" for k in reach
+                          if getattr(trained.cfg, k) != getattr(model.cfg, k)))
+    elif has_checkpoint(ckdir):
+        model, state = load_classifier(ckdir, dev)
+        step, sessions, grown_from = state["step"], state["sessions"], state.get("grown_from")
         differ = {k: v for k, v in reach.items() if getattr(model.cfg, k) != v}
         if differ:
             raise SystemExit(f"{ckdir} holds a classifier with other settings ({', '.join(f'{k}={getattr(model.cfg, k)}' for k in differ)}); "
@@ -113,7 +126,8 @@ def train(args) -> int:
         save_classifier(ckdir, model, {"stage": "classifier", "step": step, "toy": args.toy, "seed": args.seed,
                                        "batch": args.batch, "frames": args.frames, "reuse": args.reuse,
                                        "source_frames": args.source_frames or [args.frames],
-                                       "sessions": sessions + 1})
+                                       "sessions": sessions + 1,
+                                       **({"grown_from": grown_from} if grown_from else {})})
         print(f"saved {ckdir} at step {step}", flush=True)
 
     t_start = last_save = t_log = time.time()
@@ -173,6 +187,10 @@ def main(argv=None):
     ap.add_argument("--pool-grid", type=int, help="a fresh classifier's pooling grid (default 1: whole frame)")
     ap.add_argument("--motion-probe", action="store_const", const=True, default=None,
                     help="a fresh classifier reads measure/motion_probe.py's camera-move errors too")
+    ap.add_argument("--grow-from", metavar="CLASSIFIER",
+                    help="start a fresh --run from this trained classifier (a checkpoint or run folder) at its\n"
+                         "step, grown by the reach options above (measure.classifier.grow_classifier): what\n"
+                         "they add starts switched off, so it begins reading as that classifier does")
     args = ap.parse_args(argv)
     if args.reuse < 1:
         ap.error("--reuse takes a whole number >= 1")

@@ -38,9 +38,11 @@ class ClassifierConfig:
     # One residual temporal conv per entry, with that dilation: [1, 1] reaches 9 frames,
     # [1, 2, 4, 8] reaches 61.
     temporal_dilations: list = field(default_factory=lambda: [1, 1])
-    # The 2-D features are averaged over a pool_grid x pool_grid grid of regions (1: the whole
-    # frame) beside the whole-frame max. A zoom moves the two halves of the frame in opposite
-    # directions, which a whole-frame average of direction-sensitive features cancels out.
+    # Beside the whole-frame mean and max, the 2-D features are averaged over a pool_grid x
+    # pool_grid grid of regions (1: no grid). A zoom moves the two halves of the frame in opposite
+    # directions, which a whole-frame average of direction-sensitive features cancels out, and what
+    # tells a pan from a follow is where the subject is on screen, which no whole-frame pool keeps.
+    # The whole-frame pools stay so that a trained classifier can grow a grid (grow_classifier).
     pool_grid: int = 1
     # measure/motion_probe.py: block-matching errors of candidate camera moves per frame, added to
     # the per-frame features through one linear layer.
@@ -51,6 +53,12 @@ class ClassifierConfig:
         """For the parity-tiny model's 48x32 video: seconds of CPU per step, not minutes."""
         return ClassifierConfig(video_height=32, video_width=48, input_height=32, input_width=48,
                                 channels=8, features=32)
+
+
+def pooled_regions(pool_grid: int) -> int:
+    """How many pooled vectors of the 2-D features each frame gives: the whole-frame mean and max,
+    and the grid's regions."""
+    return 2 + (pool_grid ** 2 if pool_grid > 1 else 0)
 
 
 def _block(cin, cout, stride):
@@ -76,7 +84,7 @@ class AttributeClassifier(nn.Module):
         self.frames = nn.Sequential(_block(3 * (1 + len(cfg.diff_strides)), c, 2), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2),
                                     _block(4 * c, 4 * c, 2))
         # average and max pooling: a small subject's colour survives the max, the scene the mean
-        self.proj = nn.Linear(4 * c * (1 + cfg.pool_grid ** 2), cfg.features)
+        self.proj = nn.Linear(4 * c * pooled_regions(cfg.pool_grid), cfg.features)
         if cfg.motion_probe:
             self.motion = nn.Linear(probe_dim(), cfg.features)
         self.temporal = nn.Sequential(*[TemporalBlock(cfg.features, dilation=d) for d in cfg.temporal_dilations])
@@ -103,9 +111,10 @@ class AttributeClassifier(nn.Module):
         parts = []
         for s in range(0, x.shape[0], frame_batch):
             h = self.frames(x[s:s + frame_batch])
-            g = self.cfg.pool_grid
-            mean = h.mean((2, 3)) if g == 1 else F.adaptive_avg_pool2d(h, g).flatten(1)
-            parts.append(self.proj(torch.cat([mean, h.amax((2, 3))], dim=1)))
+            pools = [h.mean((2, 3)), h.amax((2, 3))]
+            if self.cfg.pool_grid > 1:
+                pools.append(F.adaptive_avg_pool2d(h, self.cfg.pool_grid).flatten(1))
+            parts.append(self.proj(torch.cat(pools, dim=1)))
         h = torch.cat(parts).view(B, T, -1)
         if self.cfg.motion_probe:
             h = h + self.motion(motion_probe(x.view(B, T, *x.shape[1:])[:, :, :3]))
@@ -115,6 +124,50 @@ class AttributeClassifier(nn.Module):
         """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""
         h = self.features(video)
         return {a: head(h) for a, head in self.heads.items()}, h
+
+
+def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> AttributeClassifier:
+    """A classifier of config `cfg` that starts as `trained` does, output for output: the trained
+    weights are copied and what `cfg` adds starts switched off, so training it further keeps what
+    `trained` learnt and only has to learn what the additions are for. `cfg` may add frame
+    differences (diff_strides extended at the end), temporal convs (temporal_dilations extended at
+    the end), a pooling grid (from 1) and the motion probe; the rest must match."""
+    old = trained.cfg
+    fixed = [k for k in ("video_height", "video_width", "input_height", "input_width", "channels", "features")
+             if getattr(old, k) != getattr(cfg, k)]
+    if fixed:
+        raise ValueError("a grown classifier keeps " + ", ".join(f"{k}={getattr(old, k)}" for k in fixed))
+    for k in ("diff_strides", "temporal_dilations"):
+        a, b = list(getattr(old, k)), list(getattr(cfg, k))
+        if b[:len(a)] != a:
+            raise ValueError(f"{k} can only grow at the end: {a} is not where {b} starts")
+    if old.pool_grid not in (1, cfg.pool_grid):
+        raise ValueError(f"pool_grid can only grow from 1, not from {old.pool_grid} to {cfg.pool_grid}")
+    if old.motion_probe and not cfg.motion_probe:
+        raise ValueError("a grown classifier keeps the motion probe")
+    new = AttributeClassifier(cfg, trained.attrs).to(next(trained.parameters()).device)
+    src = trained.state_dict()
+    with torch.no_grad():
+        for name, p in new.state_dict().items():
+            if name not in src:
+                continue
+            q = src[name]
+            if name == "frames.0.0.weight":  # the first conv: new difference channels read nothing
+                p.zero_()
+                p[:, :q.shape[1]] = q
+            elif name == "proj.weight":  # the grid's regions come after the whole-frame pools
+                p.zero_()
+                p[:, :q.shape[1]] = q
+            else:
+                p.copy_(q)
+        if cfg.motion_probe and not old.motion_probe:
+            new.motion.weight.zero_()
+            new.motion.bias.zero_()
+        # A new temporal block is x + silu(norm(conv(x))): with the norm's scale at zero it adds
+        # nothing, and its conv still gets a gradient once the scale moves.
+        for block in new.temporal[len(old.temporal_dilations):]:
+            block.norm.weight.zero_()
+    return new
 
 
 def save_classifier(folder: Path, model: AttributeClassifier, state: dict) -> None:

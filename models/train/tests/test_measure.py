@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from measure.attributes import ATTRS, IGNORE, NONE, classifier_specs, frame_labels, remove_subject, render_labelled
-from measure.classifier import AttributeClassifier, ClassifierConfig, load_classifier, save_classifier
+from measure.classifier import (AttributeClassifier, ClassifierConfig, grow_classifier, load_classifier,
+                                save_classifier)
 from measure.metrics import accuracy, flicker_per_frame, flicker_summary, frechet_distance, persistence
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts
 from train_classifier import losses_and_accuracy
@@ -602,6 +603,56 @@ def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(
     with pytest.raises(SystemExit):
         train_classifier.main(["--toy", "--run", str(run), "--steps", "1", "--diff-strides", "0"])
     assert load_classifier(run / "classifier")[1]["step"] == 3
+
+
+def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_additions():
+    """grow_classifier adds frame differences, temporal convs, a pooling grid and the motion probe
+    to a trained classifier without changing a single output, and every addition gets a gradient."""
+    torch.manual_seed(0)
+    trained = AttributeClassifier(ClassifierConfig.toy())
+    for p in trained.parameters():  # away from the init, so a weight left uncopied would show
+        p.data.add_(torch.randn_like(p) * 0.1)
+    cfg = ClassifierConfig(**{**dataclasses.asdict(trained.cfg), "diff_strides": [1, 4],
+                              "temporal_dilations": [1, 1, 4], "pool_grid": 2, "motion_probe": True})
+    grown = grow_classifier(trained, cfg)
+    video = torch.rand(2, 12, 3, 32, 48)
+    (a, fa), (b, fb) = trained.eval()(video), grown.eval()(video)
+    assert torch.allclose(fa, fb, atol=1e-5)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    grown.train()
+    sum(lg.square().mean() for lg in grown(video)[0].values()).backward()
+    c = trained.cfg.channels
+    assert grown.frames[0][0].weight.grad[:, 6:].abs().sum() > 0  # the stride-4 differences
+    assert grown.proj.weight.grad[:, 4 * c * 2:].abs().sum() > 0  # the grid's regions
+    assert grown.temporal[2].norm.weight.grad.abs().sum() > 0  # the new temporal conv
+    assert grown.motion.weight.grad.abs().sum() > 0
+    for bad, why in (({"channels": 16}, "keeps channels"), ({"diff_strides": [4, 1]}, "at the end"),
+                     ({"temporal_dilations": [2]}, "at the end")):
+        with pytest.raises(ValueError, match=why):
+            grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg), **bad}))
+    with pytest.raises(ValueError, match="from 1"):
+        grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "pool_grid": 3}))
+
+
+def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
+    import train_classifier
+    base, grown = tmp_path / "base", tmp_path / "grown"
+    train_classifier.main(["--toy", "--run", str(base), "--threads", "1", "--steps", "2"])
+    train_classifier.main(["--toy", "--run", str(grown), "--threads", "1", "--steps", "1", "--grow-from", str(base),
+                           "--temporal-dilations", "1", "1", "4", "--pool-grid", "2"])
+    model, state = load_classifier(grown / "classifier")
+    assert state["step"] == 3 and state["grown_from"] == f"{base} at step 2"
+    assert (model.cfg.temporal_dilations, model.cfg.pool_grid) == ([1, 1, 4], 2)
+    # resumed like any run, it remembers what it grew from
+    train_classifier.main(["--toy", "--run", str(grown), "--threads", "1", "--steps", "1"])
+    again = load_classifier(grown / "classifier")[1]
+    assert (again["step"], again["grown_from"]) == (4, state["grown_from"])
+    with pytest.raises(SystemExit, match="already holds"):
+        train_classifier.main(["--toy", "--run", str(grown), "--steps", "1", "--grow-from", str(base)])
+    with pytest.raises(SystemExit, match="at the end"):
+        train_classifier.main(["--toy", "--run", str(tmp_path / "other"), "--steps", "1", "--grow-from", str(base),
+                               "--temporal-dilations", "4"])
+    assert not (tmp_path / "other" / "classifier").exists()
 
 
 def test_a_window_of_a_long_clip_is_those_frames_of_it():
