@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from train_io import has_checkpoint, load_checkpoint, save_checkpoint
 
 from .attributes import ATTRS
+from .camera_track import CameraTrack
 from .motion_probe import motion_probe, probe_dim
 
 
@@ -47,6 +48,9 @@ class ClassifierConfig:
     # measure/motion_probe.py: block-matching errors of candidate camera moves per frame, added to
     # the per-frame features through one linear layer.
     motion_probe: bool = False
+    # measure/camera_track.py: a long-reach branch over the 2-D features' spatial map whose logits
+    # add to the camera head's, one temporal conv per dilation ([]: no branch).
+    camera_track: list = field(default_factory=list)
 
     @staticmethod
     def toy() -> "ClassifierConfig":
@@ -59,6 +63,14 @@ def pooled_regions(pool_grid: int) -> int:
     """How many pooled vectors of the 2-D features each frame gives: the whole-frame mean and max,
     and the grid's regions."""
     return 2 + (pool_grid ** 2 if pool_grid > 1 else 0)
+
+
+def map_size(cfg: ClassifierConfig) -> tuple[int, int]:
+    """The 2-D part's output size: four stride-2 convs with padding 1."""
+    h, w = cfg.input_height, cfg.input_width
+    for _ in range(4):
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
 
 
 def _block(cin, cout, stride):
@@ -89,6 +101,9 @@ class AttributeClassifier(nn.Module):
             self.motion = nn.Linear(probe_dim(), cfg.features)
         self.temporal = nn.Sequential(*[TemporalBlock(cfg.features, dilation=d) for d in cfg.temporal_dilations])
         self.heads = nn.ModuleDict({a: nn.Linear(cfg.features, len(v)) for a, v in self.attrs.items()})
+        if cfg.camera_track:
+            h, w = map_size(cfg)
+            self.camera_track = CameraTrack(4 * c, h * w, len(self.attrs["camera"]), cfg.camera_track)
 
     def _input(self, video: torch.Tensor) -> torch.Tensor:
         B, T, _, H, W = video.shape
@@ -106,11 +121,17 @@ class AttributeClassifier(nn.Module):
     def features(self, video: torch.Tensor, frame_batch: int = 512) -> torch.Tensor:
         """video [B, T, 3, H, W] in [0, 1] -> per-frame features [B, T, D]. Frames go through
         the 2-D part `frame_batch` at a time, so a 15 s clip needs no more memory than a short one."""
+        return self.features_and_maps(video, frame_batch)[0]
+
+    def features_and_maps(self, video: torch.Tensor, frame_batch: int = 512, keep_maps: bool = False):
+        """Per-frame features [B, T, D] and, with keep_maps, the 2-D part's maps [B, T, C, h, w]."""
         B, T = video.shape[:2]
         x = self._input(video).flatten(0, 1)
-        parts = []
+        parts, maps = [], []
         for s in range(0, x.shape[0], frame_batch):
             h = self.frames(x[s:s + frame_batch])
+            if keep_maps:
+                maps.append(h)
             pools = [h.mean((2, 3)), h.amax((2, 3))]
             if self.cfg.pool_grid > 1:
                 pools.append(F.adaptive_avg_pool2d(h, self.cfg.pool_grid).flatten(1))
@@ -118,12 +139,19 @@ class AttributeClassifier(nn.Module):
         h = torch.cat(parts).view(B, T, -1)
         if self.cfg.motion_probe:
             h = h + self.motion(motion_probe(x.view(B, T, *x.shape[1:])[:, :, :3]))
-        return self.temporal(h.transpose(1, 2)).transpose(1, 2)
+        h = self.temporal(h.transpose(1, 2)).transpose(1, 2)
+        return h, (torch.cat(maps).view(B, T, *maps[0].shape[1:]) if keep_maps else None)
+
+    def head_logits(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {a: head(h) for a, head in self.heads.items()}
 
     def forward(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""
-        h = self.features(video)
-        return {a: head(h) for a, head in self.heads.items()}, h
+        h, maps = self.features_and_maps(video, keep_maps=bool(self.cfg.camera_track))
+        logits = self.head_logits(h)
+        if self.cfg.camera_track:
+            logits["camera"] = logits["camera"] + self.camera_track(maps)
+        return logits, h
 
 
 def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> AttributeClassifier:
@@ -131,7 +159,8 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
     weights are copied and what `cfg` adds starts switched off, so training it further keeps what
     `trained` learnt and only has to learn what the additions are for. `cfg` may add frame
     differences (diff_strides extended at the end), temporal convs (temporal_dilations extended at
-    the end), a pooling grid (from 1) and the motion probe; the rest must match."""
+    the end), a pooling grid (from 1), the motion probe and the camera track (from none); the rest
+    must match."""
     old = trained.cfg
     fixed = [k for k in ("video_height", "video_width", "input_height", "input_width", "channels", "features")
              if getattr(old, k) != getattr(cfg, k)]
@@ -145,6 +174,8 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
         raise ValueError(f"pool_grid can only grow from 1, not from {old.pool_grid} to {cfg.pool_grid}")
     if old.motion_probe and not cfg.motion_probe:
         raise ValueError("a grown classifier keeps the motion probe")
+    if old.camera_track not in ([], list(cfg.camera_track)):
+        raise ValueError(f"camera_track can only grow from none, not from {old.camera_track} to {cfg.camera_track}")
     new = AttributeClassifier(cfg, trained.attrs).to(next(trained.parameters()).device)
     src = trained.state_dict()
     with torch.no_grad():

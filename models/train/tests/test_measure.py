@@ -606,14 +606,16 @@ def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(
 
 
 def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_additions():
-    """grow_classifier adds frame differences, temporal convs, a pooling grid and the motion probe
-    to a trained classifier without changing a single output, and every addition gets a gradient."""
+    """grow_classifier adds frame differences, temporal convs, a pooling grid, the motion probe and
+    the camera track to a trained classifier without changing a single output, and every addition
+    gets a gradient."""
     torch.manual_seed(0)
     trained = AttributeClassifier(ClassifierConfig.toy())
     for p in trained.parameters():  # away from the init, so a weight left uncopied would show
         p.data.add_(torch.randn_like(p) * 0.1)
     cfg = ClassifierConfig(**{**dataclasses.asdict(trained.cfg), "diff_strides": [1, 4],
-                              "temporal_dilations": [1, 1, 4], "pool_grid": 2, "motion_probe": True})
+                              "temporal_dilations": [1, 1, 4], "pool_grid": 2, "motion_probe": True,
+                              "camera_track": [1, 2]})
     grown = grow_classifier(trained, cfg)
     video = torch.rand(2, 12, 3, 32, 48)
     (a, fa), (b, fb) = trained.eval()(video), grown.eval()(video)
@@ -626,12 +628,15 @@ def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_addition
     assert grown.proj.weight.grad[:, 4 * c * 2:].abs().sum() > 0  # the grid's regions
     assert grown.temporal[2].norm.weight.grad.abs().sum() > 0  # the new temporal conv
     assert grown.motion.weight.grad.abs().sum() > 0
+    assert grown.camera_track.out.weight.grad.abs().sum() > 0  # zero at first, so only its last layer
     for bad, why in (({"channels": 16}, "keeps channels"), ({"diff_strides": [4, 1]}, "at the end"),
                      ({"temporal_dilations": [2]}, "at the end")):
         with pytest.raises(ValueError, match=why):
             grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg), **bad}))
     with pytest.raises(ValueError, match="from 1"):
         grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "pool_grid": 3}))
+    with pytest.raises(ValueError, match="from none"):
+        grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "camera_track": [1, 2, 4]}))
 
 
 def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
@@ -653,6 +658,47 @@ def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
         train_classifier.main(["--toy", "--run", str(tmp_path / "other"), "--steps", "1", "--grow-from", str(base),
                                "--temporal-dilations", "4"])
     assert not (tmp_path / "other" / "classifier").exists()
+
+
+def test_camera_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path, monkeypatch, capsys):
+    """train_camera_track.py grows a classifier by the camera track, caches what the frozen part
+    reads once, trains the track alone and saves a classifier whose other outputs are unchanged."""
+    import train_camera_track
+    import train_classifier
+    base, run = tmp_path / "base", tmp_path / "cam"
+    train_classifier.main(["--toy", "--run", str(base), "--threads", "1", "--steps", "2"])
+    rendered = []
+    render = train_camera_track.classifier_batch
+    monkeypatch.setattr(train_camera_track, "classifier_batch",
+                        lambda args, cfg, i, held, dev: rendered.append(i) or render(args, cfg, i, held, dev))
+    small = ["--threads", "1", "--clips", "3", "--frames", "8", "--source-frames", "16", "--test-clips", "2",
+             "--test-frames", "12", "--render-batch", "2", "--batch", "2", "--lr", "0.05"]
+    train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--dilations", "1", "2", "--steps", "5"]
+                            + small)
+    out = capsys.readouterr().out
+    assert "cached train batch 2/2 (2 clips, 8 frames of 16)" in out and "test after track: frames" in out
+    assert rendered == [2, 3, 0]  # two training batches past the base's step 2, one test batch
+    trained, _ = load_classifier(base / "classifier")
+    grown, state = load_classifier(run / "classifier")
+    assert grown.cfg.camera_track == [1, 2] and state["camera_track"]["steps"] == 5
+    assert grown.camera_track.out.weight.abs().sum() > 0  # trained away from its zero start
+    video = torch.rand(1, 10, 3, 32, 48)
+    (a, fa), (b, fb) = trained.eval()(video), grown.eval()(video)
+    assert torch.allclose(fa, fb) and all(torch.allclose(a[k], b[k]) for k in a if k != "camera")
+    assert not torch.allclose(a["camera"], b["camera"])
+    # a rerun reads the cache it finds instead of rendering again
+    (run / "classifier").rename(tmp_path / "first")
+    rendered.clear()
+    train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
+    assert rendered == []
+    with pytest.raises(SystemExit, match="already holds"):
+        train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
+    with pytest.raises(SystemExit, match="has a camera track already"):
+        train_camera_track.main(["--grow-from", str(tmp_path / "first"), "--run", str(tmp_path / "x")] + small)
+    for bad in (["--clips", "0"], ["--source-frames", "4"], ["--dilations", "0"], ["--steps", "-1"]):
+        with pytest.raises(SystemExit):
+            train_camera_track.main(["--grow-from", str(base), "--run", str(tmp_path / "y")] + small + bad)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_a_window_of_a_long_clip_is_those_frames_of_it():

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Grow a trained classifier by the camera track (measure/camera_track.py) and train only that
+branch, with the rest frozen: every rendered clip is read once by the frozen classifier and its
+2-D maps and camera logits are cached, so training costs what rendering does once, not per step.
+
+  python train_camera_track.py --grow-from runs/main/classifier --run runs/cls-cam --clips 480 \\
+      --frames 64 --source-frames 240 --test-clips 48 --steps 2000 --threads 2
+
+  <run>/camera-cache/train-*.pt, test-*.pt  the cached maps (f16), base logits and labels, one file
+                                            per rendered batch; a rerun reuses the files it finds
+  <run>/classifier/                          the grown classifier, as train_classifier.py saves it
+
+It prints the camera accuracy of the held-out test clips (whole --test-frames clips, as the eval
+reads them) before and after training: per frame, per single-shot clip and per class.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from measure.attributes import ATTRS, IGNORE  # noqa: E402
+from measure.classifier import ClassifierConfig, grow_classifier, load_classifier, save_classifier  # noqa: E402
+from measure.metrics import clip_class  # noqa: E402
+from train_classifier import batch as classifier_batch  # noqa: E402
+from train_io import has_checkpoint  # noqa: E402
+from world.spec import load_heldout  # noqa: E402
+
+TEST_SEED = 4099  # the test clips' seed stream, apart from every training stream
+
+
+@torch.no_grad()
+def cache_batches(model, kind: str, folder: Path, count: int, batch: int, frames: int, source_frames: int,
+                  seed: int, first_step: int, heldout) -> list[Path]:
+    """Render `count` labelled clips in batches, read them with the frozen `model` and cache what
+    the track trains on. Batch i is classifier step first_step + i of seed `seed`'s data stream."""
+    folder.mkdir(parents=True, exist_ok=True)
+    args = SimpleNamespace(seed=seed, batch=batch, frames=frames, source_frames=[source_frames])
+    paths = [folder / f"{kind}-{i:04d}.pt" for i in range((count + batch - 1) // batch)]
+    t0 = time.time()
+    for i, path in enumerate(paths):
+        if path.exists():
+            continue
+        video, labels = classifier_batch(args, model.cfg, first_step + i, heldout, "cpu")
+        h, maps = model.features_and_maps(video, keep_maps=True)
+        base = model.head_logits(h)["camera"]
+        tmp = path.with_suffix(".tmp")
+        torch.save({"maps": maps.half(), "base": base, "camera": labels["camera"].long()}, tmp)
+        os.replace(tmp, path)
+        print(f"cached {kind} batch {i + 1}/{len(paths)} ({batch} clips, {frames} frames of {source_frames}) "
+              f"in {time.time() - t0:.0f} s", flush=True)
+    return paths
+
+
+def load_cache(paths: list[Path]) -> dict:
+    parts = [torch.load(p) for p in paths]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+@torch.no_grad()
+def camera_report(track, data: dict, chunk: int = 8) -> dict:
+    """Camera accuracy of the base logits and of base + track: per labelled frame, per clip whose
+    frames all carry one camera label (clip_class, as the eval reads clips), and per class."""
+    classes = ATTRS["camera"]
+    out = {}
+    for name, use in (("base", False), ("track", True)):
+        logits = []
+        for s in range(0, data["maps"].shape[0], chunk):
+            lg = data["base"][s:s + chunk]
+            logits.append(lg + track(data["maps"][s:s + chunk]) if use else lg)
+        logits = torch.cat(logits)
+        lab = data["camera"]
+        keep = lab != IGNORE
+        per_frame = float((logits.argmax(-1) == lab)[keep].float().mean())
+        right, per_class = [], {c: [] for c in classes}
+        for b in range(lab.shape[0]):
+            labs = lab[b][keep[b]].unique()
+            if len(labs) != 1:
+                continue  # a cut clip: the eval judges single shots
+            ok = clip_class(logits[b][keep[b]]) == int(labs[0])
+            right.append(ok)
+            per_class[classes[int(labs[0])]].append(ok)
+        out[name] = {"frames": per_frame, "clips": float(np.mean(right)), "n_clips": len(right),
+                     "per_class": {c: (f"{sum(v)}/{len(v)}" if v else "-") for c, v in per_class.items()}}
+    return out
+
+
+def print_report(head: str, rep: dict) -> None:
+    for name, r in rep.items():
+        print(f"{head} {name}: frames {r['frames']:.3f}, clips {r['clips']:.3f} of {r['n_clips']}, "
+              + ", ".join(f"{c} {v}" for c, v in r["per_class"].items()), flush=True)
+
+
+def train_track(track, data: dict, steps: int, batch: int, lr: float, seed: int) -> list[float]:
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(track.parameters(), lr=lr, weight_decay=0.01)
+    n, losses = data["maps"].shape[0], []
+    track.train()
+    for step in range(steps):
+        idx = torch.randint(n, (batch,), generator=gen)
+        logits = data["base"][idx] + track(data["maps"][idx])
+        loss = F.cross_entropy(logits.flatten(0, 1), data["camera"][idx].flatten(), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 100 == 0:
+            print(f"track step {step + 1}: loss {np.mean(losses[-100:]):.4f}", flush=True)
+    track.eval()
+    return losses
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--grow-from", required=True, metavar="CLASSIFIER",
+                    help="a trained classifier (checkpoint or run folder)")
+    ap.add_argument("--run", required=True, help="a fresh run folder for the grown classifier and the cache")
+    ap.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8],
+                    help="the track's temporal convs, one per dilation (default 1 2 4 8: 61 frames)")
+    ap.add_argument("--clips", type=int, default=480, help="training clips to render and cache")
+    ap.add_argument("--frames", type=int, default=64, help="frames per training window")
+    ap.add_argument("--source-frames", type=int, default=240, help="clip length the windows are cut from")
+    ap.add_argument("--test-clips", type=int, default=48, help="held-out clips, read whole")
+    ap.add_argument("--test-frames", type=int, default=240, help="frames per held-out clip")
+    ap.add_argument("--render-batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=2000, help="track training steps on the cache")
+    ap.add_argument("--batch", type=int, default=32, help="cached clips per track step")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    for name in ("clips", "frames", "test_clips", "test_frames", "render_batch", "batch"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} takes a whole number >= 1")
+    if args.steps < 0 or min(args.dilations) < 1:
+        ap.error("--steps takes a whole number >= 0 and --dilations whole numbers >= 1")
+    if args.source_frames < args.frames:
+        ap.error(f"--source-frames must not be shorter than --frames ({args.frames})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    if has_checkpoint(run / "classifier"):
+        raise SystemExit(f"{run / 'classifier'} already holds a classifier; give another --run folder")
+    trained, state = load_classifier(Path(args.grow_from))
+    if trained.cfg.camera_track:
+        raise SystemExit(f"--grow-from {args.grow_from}: it has a camera track already")
+    model = grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg),
+                                                          "camera_track": list(args.dilations)})).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    track = model.camera_track
+    for p in track.parameters():
+        p.requires_grad_(True)
+    print(f"grew {args.grow_from} (step {state['step']}) by a camera track, dilations {args.dilations}: "
+          f"{sum(p.numel() for p in track.parameters()):,} parameters to train, the rest frozen", flush=True)
+    heldout, cache = load_heldout(), run / "camera-cache"
+    # The training windows continue the classifier's own data stream past its step: unseen clips.
+    train_paths = cache_batches(trained, "train", cache, args.clips, args.render_batch, args.frames,
+                                args.source_frames, args.seed, state["step"], heldout)
+    test_paths = cache_batches(trained, "test", cache, args.test_clips, args.render_batch, args.test_frames,
+                               args.test_frames, TEST_SEED, 0, heldout)
+    train_data, test_data = load_cache(train_paths), load_cache(test_paths)
+    print_report("test before", camera_report(track, test_data))
+    losses = train_track(track, train_data, args.steps, args.batch, args.lr, args.seed)
+    print_report("train after", camera_report(track, train_data))
+    print_report("test after", camera_report(track, test_data))
+    save_classifier(run / "classifier", model, {
+        "stage": "classifier", "step": state["step"], "toy": state.get("toy", False), "seed": state.get("seed", 0),
+        "sessions": state["sessions"], "grown_from": f"{args.grow_from} at step {state['step']}",
+        "camera_track": {"clips": args.clips, "frames": args.frames, "source_frames": args.source_frames,
+                         "steps": args.steps, "batch": args.batch, "lr": args.lr,
+                         "last_loss": float(np.mean(losses[-100:])) if losses else None}})
+    print(f"saved {run / 'classifier'}")
+
+
+if __name__ == "__main__":
+    main()
