@@ -6,12 +6,15 @@ branch, with the rest frozen: every rendered clip is read once by the frozen cla
   python train_camera_track.py --grow-from runs/main/classifier --run runs/cls-cam --clips 480 \\
       --frames 64 --source-frames 240 --test-clips 48 --steps 2000 --threads 2
 
-  <run>/camera-cache/train-*.pt, test-*.pt  the cached maps (f16), base logits and labels, one file
-                                            per rendered batch; a rerun reuses the files it finds
+  <run>/camera-cache/train-*.pt, test-*.pt  the cached maps (f16), every head's base logits and
+                                            labels, one file per rendered batch; a rerun reuses
+                                            the files it finds
   <run>/classifier/                          the grown classifier, as train_classifier.py saves it
 
 It prints the camera accuracy of the held-out test clips (whole --test-frames clips, as the eval
-reads them) before and after training: per frame, per single-shot clip and per class.
+reads them) before and after training (and every --eval-every steps): per frame, per single-shot
+clip and per class. --cache points several runs (other steps, --weight-decay, --map-dropout) at one
+cache, so trying them costs no rendering.
 """
 from __future__ import annotations
 
@@ -55,9 +58,13 @@ def cache_batches(model, kind: str, folder: Path, count: int, batch: int, frames
             continue
         video, labels = classifier_batch(args, model.cfg, first_step + i, heldout, "cpu")
         h, maps = model.features_and_maps(video, keep_maps=True)
-        base = model.head_logits(h)["camera"]
+        heads = model.head_logits(h)
         tmp = path.with_suffix(".tmp")
-        torch.save({"maps": maps.half(), "base": base, "camera": labels["camera"].long()}, tmp)
+        # every head's logits and labels, not just the camera's: a track for another attribute can
+        # train on the same cache
+        torch.save({"maps": maps.half(), "base": heads["camera"], "camera": labels["camera"].long(),
+                    **{f"base.{a}": lg for a, lg in heads.items()},
+                    **{f"label.{a}": lab.long() for a, lab in labels.items()}}, tmp)
         os.replace(tmp, path)
         print(f"cached {kind} batch {i + 1}/{len(paths)} ({batch} clips, {frames} frames of {source_frames}) "
               f"in {time.time() - t0:.0f} s", flush=True)
@@ -103,21 +110,45 @@ def print_report(head: str, rep: dict) -> None:
               + ", ".join(f"{c} {v}" for c, v in r["per_class"].items()), flush=True)
 
 
-def train_track(track, data: dict, steps: int, batch: int, lr: float, seed: int) -> list[float]:
+def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Per-class loss weights, labelled frames / (classes present x that class's frames): every
+    class present weighs the same in the loss and the weighted frames still sum to the frames; a
+    class with no frames gets weight 0."""
+    counts = torch.bincount(labels[labels != IGNORE].flatten(), minlength=classes).float()
+    present = (counts > 0).sum()
+    return torch.where(counts > 0, counts.sum() / (present * counts.clamp(min=1)), torch.zeros(()))
+
+
+def train_track(track, data: dict, steps: int, batch: int, lr: float, seed: int, weight_decay: float = 0.01,
+                map_dropout: float = 0.0, balance: bool = False, every=None) -> list[float]:
+    """AdamW on random cached clips. `map_dropout` zeroes that share of the cached map's values per
+    step (the maps are fixed, so without it every epoch shows the track the very same inputs);
+    `balance` weighs each camera class's frames by the inverse of its share of the cache's frames;
+    `every` = (n, fn) calls fn(step) with the track in eval mode every n steps."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(track.parameters(), lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(track.parameters(), lr=lr, weight_decay=weight_decay)
     n, losses = data["maps"].shape[0], []
+    weight = class_weights(data["camera"], len(ATTRS["camera"])) if balance else None
     track.train()
     for step in range(steps):
         idx = torch.randint(n, (batch,), generator=gen)
-        logits = data["base"][idx] + track(data["maps"][idx])
-        loss = F.cross_entropy(logits.flatten(0, 1), data["camera"][idx].flatten(), ignore_index=IGNORE)
+        maps = data["maps"][idx].float()
+        if map_dropout:
+            keep = torch.rand(maps.shape, generator=gen) >= map_dropout
+            maps = maps * keep / (1.0 - map_dropout)
+        logits = data["base"][idx] + track(maps)
+        loss = F.cross_entropy(logits.flatten(0, 1), data["camera"][idx].flatten(), weight=weight,
+                               ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
         if (step + 1) % 100 == 0:
             print(f"track step {step + 1}: loss {np.mean(losses[-100:]):.4f}", flush=True)
+        if every and (step + 1) % every[0] == 0 and step + 1 < steps:
+            track.eval()
+            every[1](step + 1)
+            track.train()
     track.eval()
     return losses
 
@@ -138,14 +169,25 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2000, help="track training steps on the cache")
     ap.add_argument("--batch", type=int, default=32, help="cached clips per track step")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled weight decay")
+    ap.add_argument("--map-dropout", type=float, default=0.0,
+                    help="share of the cached maps' values zeroed per training step (0 to below 1)")
+    ap.add_argument("--balance", action="store_true",
+                    help="weigh the camera classes' frames so that each class counts the same in the loss")
+    ap.add_argument("--eval-every", type=int, default=0, metavar="N",
+                    help="also print the held-out report every N steps (0: only before and after)")
+    ap.add_argument("--cache", help="the cache folder (default <run>/camera-cache); runs with the same "
+                                    "--grow-from and clip settings can share one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     for name in ("clips", "frames", "test_clips", "test_frames", "render_batch", "batch"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} takes a whole number >= 1")
-    if args.steps < 0 or min(args.dilations) < 1:
-        ap.error("--steps takes a whole number >= 0 and --dilations whole numbers >= 1")
+    if args.steps < 0 or args.eval_every < 0 or min(args.dilations) < 1:
+        ap.error("--steps and --eval-every take whole numbers >= 0 and --dilations whole numbers >= 1")
+    if not 0.0 <= args.map_dropout < 1.0 or args.weight_decay < 0.0:
+        ap.error("--map-dropout takes a share from 0 to below 1 and --weight-decay a number >= 0")
     if args.source_frames < args.frames:
         ap.error(f"--source-frames must not be shorter than --frames ({args.frames})")
     if args.threads:
@@ -165,7 +207,7 @@ def main(argv=None):
         p.requires_grad_(True)
     print(f"grew {args.grow_from} (step {state['step']}) by a camera track, dilations {args.dilations}: "
           f"{sum(p.numel() for p in track.parameters()):,} parameters to train, the rest frozen", flush=True)
-    heldout, cache = load_heldout(), run / "camera-cache"
+    heldout, cache = load_heldout(), Path(args.cache) if args.cache else run / "camera-cache"
     # The training windows continue the classifier's own data stream past its step: unseen clips.
     train_paths = cache_batches(trained, "train", cache, args.clips, args.render_batch, args.frames,
                                 args.source_frames, args.seed, state["step"], heldout)
@@ -173,7 +215,9 @@ def main(argv=None):
                                args.test_frames, TEST_SEED, 0, heldout)
     train_data, test_data = load_cache(train_paths), load_cache(test_paths)
     print_report("test before", camera_report(track, test_data))
-    losses = train_track(track, train_data, args.steps, args.batch, args.lr, args.seed)
+    every = (args.eval_every, lambda step: print_report(f"test at {step}", camera_report(track, test_data)))
+    losses = train_track(track, train_data, args.steps, args.batch, args.lr, args.seed, args.weight_decay,
+                         args.map_dropout, args.balance, every if args.eval_every else None)
     print_report("train after", camera_report(track, train_data))
     print_report("test after", camera_report(track, test_data))
     save_classifier(run / "classifier", model, {
@@ -181,6 +225,8 @@ def main(argv=None):
         "sessions": state["sessions"], "grown_from": f"{args.grow_from} at step {state['step']}",
         "camera_track": {"clips": args.clips, "frames": args.frames, "source_frames": args.source_frames,
                          "steps": args.steps, "batch": args.batch, "lr": args.lr,
+                         "weight_decay": args.weight_decay, "map_dropout": args.map_dropout,
+                         "balance": args.balance,
                          "last_loss": float(np.mean(losses[-100:])) if losses else None}})
     print(f"saved {run / 'classifier'}")
 

@@ -678,6 +678,8 @@ def test_camera_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path,
     out = capsys.readouterr().out
     assert "cached train batch 2/2 (2 clips, 8 frames of 16)" in out and "test after track: frames" in out
     assert rendered == [2, 3, 0]  # two training batches past the base's step 2, one test batch
+    cached = torch.load(run / "camera-cache" / "train-0000.pt")
+    assert cached["base.colour"].shape[:2] == cached["label.colour"].shape == cached["maps"].shape[:2] == (2, 8)
     trained, _ = load_classifier(base / "classifier")
     grown, state = load_classifier(run / "classifier")
     assert grown.cfg.camera_track == [1, 2] and state["camera_track"]["steps"] == 5
@@ -693,9 +695,20 @@ def test_camera_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path,
     assert rendered == []
     with pytest.raises(SystemExit, match="already holds"):
         train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
+    # another run can share that cache, and regularise and report as it goes
+    capsys.readouterr()
+    train_camera_track.main(["--grow-from", str(base), "--run", str(tmp_path / "shared"), "--steps", "4",
+                             "--cache", str(run / "camera-cache"), "--weight-decay", "0.5", "--map-dropout", "0.3",
+                             "--eval-every", "2"] + small)
+    out = capsys.readouterr().out
+    assert rendered == [] and not (tmp_path / "shared" / "camera-cache").exists()
+    assert "test at 2 track: frames" in out and "test at 4" not in out  # the last step reports once, after
+    shared = load_classifier(tmp_path / "shared" / "classifier")[1]["camera_track"]
+    assert (shared["weight_decay"], shared["map_dropout"]) == (0.5, 0.3)
     with pytest.raises(SystemExit, match="has a camera track already"):
         train_camera_track.main(["--grow-from", str(tmp_path / "first"), "--run", str(tmp_path / "x")] + small)
-    for bad in (["--clips", "0"], ["--source-frames", "4"], ["--dilations", "0"], ["--steps", "-1"]):
+    for bad in (["--clips", "0"], ["--source-frames", "4"], ["--dilations", "0"], ["--steps", "-1"],
+                ["--map-dropout", "1"], ["--weight-decay", "-1"], ["--eval-every", "-1"]):
         with pytest.raises(SystemExit):
             train_camera_track.main(["--grow-from", str(base), "--run", str(tmp_path / "y")] + small + bad)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
@@ -723,3 +736,11 @@ def test_a_window_of_a_long_clip_is_those_frames_of_it():
     assert a[2] == classifier_specs(4, 2, 6, 16, held, source_frames=240)[2]
     assert all(sp.frames == 240 for sp in a[0]) and all(0 <= s <= 224 for s in a[2]) and len(set(a[2])) > 1
     assert classifier_specs(4, 2, 6, 16, held)[2] == [0] * 6
+
+
+def test_balanced_camera_weights_make_every_present_class_count_the_same():
+    from train_camera_track import class_weights
+    labels = torch.tensor([[0, 0, 0, 1], [IGNORE, 0, 1, 0]])  # class 0: 5 frames, 1: 2, 2: none
+    w = class_weights(labels, 3)
+    counts = torch.tensor([5.0, 2.0, 0.0])
+    assert torch.allclose(w * counts, torch.tensor([3.5, 3.5, 0.0]))  # equal shares, summing to the frames
