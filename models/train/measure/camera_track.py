@@ -6,7 +6,7 @@ the 9 frames the classifier's temporal convs see, but 27 px over 61. A 15 s zoom
 track reads the 2-D features' spatial map (where things are, which every whole-frame pool loses),
 squeezes it per position, and runs dilated temporal convs over it; its logits are added to the
 camera head's. Its last layer starts at zero, so a classifier grown by it reads as before, and it
-can be trained with the rest of the classifier frozen (train_camera_track.py), from cached maps.
+can be trained with the rest of the classifier frozen (train_track.py --track camera), from cached maps.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from train_io import has_checkpoint, load_checkpoint, save_checkpoint
 
 from .attributes import ATTRS
 from .camera_track import CameraTrack
+from .colour_track import ColourTrack
 from .motion_probe import motion_probe, probe_dim
 
 
@@ -51,6 +52,9 @@ class ClassifierConfig:
     # measure/camera_track.py: a long-reach branch over the 2-D features' spatial map whose logits
     # add to the camera head's, one temporal conv per dilation ([]: no branch).
     camera_track: list = field(default_factory=list)
+    # measure/colour_track.py: an attention pool over the same map whose logits add to the colour
+    # head's (False: no branch).
+    colour_track: bool = False
 
     @staticmethod
     def toy() -> "ClassifierConfig":
@@ -104,6 +108,8 @@ class AttributeClassifier(nn.Module):
         if cfg.camera_track:
             h, w = map_size(cfg)
             self.camera_track = CameraTrack(4 * c, h * w, len(self.attrs["camera"]), cfg.camera_track)
+        if cfg.colour_track:
+            self.colour_track = ColourTrack(4 * c, len(self.attrs["colour"]))
 
     def _input(self, video: torch.Tensor) -> torch.Tensor:
         B, T, _, H, W = video.shape
@@ -147,11 +153,17 @@ class AttributeClassifier(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""
-        h, maps = self.features_and_maps(video, keep_maps=bool(self.cfg.camera_track))
+        h, maps = self.features_and_maps(video, keep_maps=bool(self.cfg.camera_track or self.cfg.colour_track))
         logits = self.head_logits(h)
-        if self.cfg.camera_track:
-            logits["camera"] = logits["camera"] + self.camera_track(maps)
-        return logits, h
+        return self.add_tracks(logits, maps), h
+
+    def tracks(self) -> dict[str, nn.Module]:
+        """{attribute: its track} for the tracks this classifier has."""
+        return {a: getattr(self, f"{a}_track") for a in ("camera", "colour") if getattr(self.cfg, f"{a}_track")}
+
+    def add_tracks(self, logits: dict[str, torch.Tensor], maps: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The heads' logits with each track's added to its attribute's."""
+        return {**logits, **{a: logits[a] + track(maps) for a, track in self.tracks().items()}}
 
 
 def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> AttributeClassifier:
@@ -159,8 +171,8 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
     weights are copied and what `cfg` adds starts switched off, so training it further keeps what
     `trained` learnt and only has to learn what the additions are for. `cfg` may add frame
     differences (diff_strides extended at the end), temporal convs (temporal_dilations extended at
-    the end), a pooling grid (from 1), the motion probe and the camera track (from none); the rest
-    must match."""
+    the end), a pooling grid (from 1), the motion probe, the camera track and the colour track (from
+    none); the rest must match."""
     old = trained.cfg
     fixed = [k for k in ("video_height", "video_width", "input_height", "input_width", "channels", "features")
              if getattr(old, k) != getattr(cfg, k)]
@@ -176,6 +188,8 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
         raise ValueError("a grown classifier keeps the motion probe")
     if old.camera_track not in ([], list(cfg.camera_track)):
         raise ValueError(f"camera_track can only grow from none, not from {old.camera_track} to {cfg.camera_track}")
+    if old.colour_track and not cfg.colour_track:
+        raise ValueError("a grown classifier keeps the colour track")
     new = AttributeClassifier(cfg, trained.attrs).to(next(trained.parameters()).device)
     src = trained.state_dict()
     with torch.no_grad():

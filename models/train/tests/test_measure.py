@@ -607,15 +607,15 @@ def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(
 
 def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_additions():
     """grow_classifier adds frame differences, temporal convs, a pooling grid, the motion probe and
-    the camera track to a trained classifier without changing a single output, and every addition
-    gets a gradient."""
+    the camera and colour tracks to a trained classifier without changing a single output, and every
+    addition gets a gradient."""
     torch.manual_seed(0)
     trained = AttributeClassifier(ClassifierConfig.toy())
     for p in trained.parameters():  # away from the init, so a weight left uncopied would show
         p.data.add_(torch.randn_like(p) * 0.1)
     cfg = ClassifierConfig(**{**dataclasses.asdict(trained.cfg), "diff_strides": [1, 4],
                               "temporal_dilations": [1, 1, 4], "pool_grid": 2, "motion_probe": True,
-                              "camera_track": [1, 2]})
+                              "camera_track": [1, 2], "colour_track": True})
     grown = grow_classifier(trained, cfg)
     video = torch.rand(2, 12, 3, 32, 48)
     (a, fa), (b, fb) = trained.eval()(video), grown.eval()(video)
@@ -629,6 +629,7 @@ def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_addition
     assert grown.temporal[2].norm.weight.grad.abs().sum() > 0  # the new temporal conv
     assert grown.motion.weight.grad.abs().sum() > 0
     assert grown.camera_track.out.weight.grad.abs().sum() > 0  # zero at first, so only its last layer
+    assert grown.colour_track.out.weight.grad.abs().sum() > 0
     for bad, why in (({"channels": 16}, "keeps channels"), ({"diff_strides": [4, 1]}, "at the end"),
                      ({"temporal_dilations": [2]}, "at the end")):
         with pytest.raises(ValueError, match=why):
@@ -637,6 +638,8 @@ def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_addition
         grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "pool_grid": 3}))
     with pytest.raises(ValueError, match="from none"):
         grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "camera_track": [1, 2, 4]}))
+    with pytest.raises(ValueError, match="keeps the colour track"):
+        grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "colour_track": False}))
 
 
 def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
@@ -660,25 +663,26 @@ def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
     assert not (tmp_path / "other" / "classifier").exists()
 
 
-def test_camera_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path, monkeypatch, capsys):
-    """train_camera_track.py grows a classifier by the camera track, caches what the frozen part
-    reads once, trains the track alone and saves a classifier whose other outputs are unchanged."""
-    import train_camera_track
+def test_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path, monkeypatch, capsys):
+    """train_track.py grows a classifier by a track, caches what the frozen part reads once, trains
+    the track alone and saves a classifier whose other outputs are unchanged; a classifier with the
+    camera track grows the colour track from the same cache and keeps both."""
+    import train_track
     import train_classifier
     base, run = tmp_path / "base", tmp_path / "cam"
     train_classifier.main(["--toy", "--run", str(base), "--threads", "1", "--steps", "2"])
     rendered = []
-    render = train_camera_track.classifier_batch
-    monkeypatch.setattr(train_camera_track, "classifier_batch",
+    render = train_track.classifier_batch
+    monkeypatch.setattr(train_track, "classifier_batch",
                         lambda args, cfg, i, held, dev: rendered.append(i) or render(args, cfg, i, held, dev))
     small = ["--threads", "1", "--clips", "3", "--frames", "8", "--source-frames", "16", "--test-clips", "2",
              "--test-frames", "12", "--render-batch", "2", "--batch", "2", "--lr", "0.05"]
-    train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--dilations", "1", "2", "--steps", "5"]
-                            + small)
+    train_track.main(["--track", "camera", "--grow-from", str(base), "--run", str(run), "--dilations", "1", "2",
+                      "--steps", "5"] + small)
     out = capsys.readouterr().out
     assert "cached train batch 2/2 (2 clips, 8 frames of 16)" in out and "test after track: frames" in out
     assert rendered == [2, 3, 0]  # two training batches past the base's step 2, one test batch
-    cached = torch.load(run / "camera-cache" / "train-0000.pt")
+    cached = torch.load(run / "track-cache" / "train-0000.pt")
     assert cached["base.colour"].shape[:2] == cached["label.colour"].shape == cached["maps"].shape[:2] == (2, 8)
     trained, _ = load_classifier(base / "classifier")
     grown, state = load_classifier(run / "classifier")
@@ -691,27 +695,48 @@ def test_camera_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path,
     # a rerun reads the cache it finds instead of rendering again
     (run / "classifier").rename(tmp_path / "first")
     rendered.clear()
-    train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
+    train_track.main(["--track", "camera", "--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
     assert rendered == []
     with pytest.raises(SystemExit, match="already holds"):
-        train_camera_track.main(["--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
+        train_track.main(["--track", "camera", "--grow-from", str(base), "--run", str(run), "--steps", "1"] + small)
     # another run can share that cache, and regularise and report as it goes
     capsys.readouterr()
-    train_camera_track.main(["--grow-from", str(base), "--run", str(tmp_path / "shared"), "--steps", "4",
-                             "--cache", str(run / "camera-cache"), "--weight-decay", "0.5", "--map-dropout", "0.3",
-                             "--eval-every", "2"] + small)
+    train_track.main(["--track", "camera", "--grow-from", str(base), "--run", str(tmp_path / "shared"),
+                      "--steps", "4", "--cache", str(run / "track-cache"), "--weight-decay", "0.5",
+                      "--map-dropout", "0.3", "--eval-every", "2"] + small)
     out = capsys.readouterr().out
-    assert rendered == [] and not (tmp_path / "shared" / "camera-cache").exists()
+    assert rendered == [] and not (tmp_path / "shared" / "track-cache").exists()
     assert "test at 2 track: frames" in out and "test at 4" not in out  # the last step reports once, after
     shared = load_classifier(tmp_path / "shared" / "classifier")[1]["camera_track"]
     assert (shared["weight_decay"], shared["map_dropout"]) == (0.5, 0.3)
     with pytest.raises(SystemExit, match="has a camera track already"):
-        train_camera_track.main(["--grow-from", str(tmp_path / "first"), "--run", str(tmp_path / "x")] + small)
+        train_track.main(["--track", "camera", "--grow-from", str(tmp_path / "first"), "--run", str(tmp_path / "x")]
+                         + small)
     for bad in (["--clips", "0"], ["--source-frames", "4"], ["--dilations", "0"], ["--steps", "-1"],
                 ["--map-dropout", "1"], ["--weight-decay", "-1"], ["--eval-every", "-1"]):
         with pytest.raises(SystemExit):
-            train_camera_track.main(["--grow-from", str(base), "--run", str(tmp_path / "y")] + small + bad)
+            train_track.main(["--track", "camera", "--grow-from", str(base), "--run", str(tmp_path / "y")]
+                             + small + bad)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # the colour track on top of the camera track: the cache serves it, and only colour changes
+    capsys.readouterr()
+    both = tmp_path / "both"
+    train_track.main(["--track", "colour", "--grow-from", str(tmp_path / "first"), "--run", str(both), "--steps", "5",
+                      "--cache", str(run / "track-cache")] + small)
+    out = capsys.readouterr().out
+    assert rendered == [] and "by a colour track:" in out and "test after track: frames" in out
+    cam, cam_state = load_classifier(tmp_path / "first")
+    grown, state = load_classifier(both / "classifier")
+    assert grown.cfg.colour_track and grown.cfg.camera_track == cam.cfg.camera_track
+    assert state["colour_track"]["steps"] == 5 and state["camera_track"] == cam_state["camera_track"]
+    (a, fa), (b, fb) = cam.eval()(video), grown.eval()(video)
+    assert torch.allclose(fa, fb) and all(torch.allclose(a[k], b[k]) for k in a if k != "colour")
+    assert not torch.allclose(a["colour"], b["colour"])
+    with pytest.raises(SystemExit, match="has a colour track already"):
+        train_track.main(["--track", "colour", "--grow-from", str(both), "--run", str(tmp_path / "z")] + small)
+    with pytest.raises(SystemExit):
+        train_track.main(["--track", "motion", "--grow-from", str(base), "--run", str(tmp_path / "z")] + small)
+    assert not (tmp_path / "z").exists()
 
 
 def test_a_window_of_a_long_clip_is_those_frames_of_it():
@@ -739,7 +764,7 @@ def test_a_window_of_a_long_clip_is_those_frames_of_it():
 
 
 def test_balanced_camera_weights_make_every_present_class_count_the_same():
-    from train_camera_track import class_weights
+    from train_track import class_weights
     labels = torch.tensor([[0, 0, 0, 1], [IGNORE, 0, 1, 0]])  # class 0: 5 frames, 1: 2, 2: none
     w = class_weights(labels, 3)
     counts = torch.tensor([5.0, 2.0, 0.0])

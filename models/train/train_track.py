@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Grow a trained classifier by the camera track (measure/camera_track.py) and train only that
-branch, with the rest frozen: every rendered clip is read once by the frozen classifier and its
-2-D maps and camera logits are cached, so training costs what rendering does once, not per step.
+"""Grow a trained classifier by a track (measure/camera_track.py, measure/colour_track.py) and
+train only that branch, with the rest frozen: every rendered clip is read once by the frozen
+classifier and its 2-D maps and every head's logits are cached, so training costs what rendering
+does once, not per step.
 
-  python train_camera_track.py --grow-from runs/main/classifier --run runs/cls-cam --clips 480 \\
-      --frames 64 --source-frames 240 --test-clips 48 --steps 2000 --threads 2
+  python train_track.py --track camera --grow-from runs/main/classifier --run runs/cls-cam \\
+      --clips 480 --frames 64 --source-frames 240 --test-clips 48 --steps 2000 --threads 2
 
-  <run>/camera-cache/train-*.pt, test-*.pt  the cached maps (f16), every head's base logits and
+  <run>/track-cache/train-*.pt, test-*.pt   the cached maps (f16), every head's base logits and
                                             labels, one file per rendered batch; a rerun reuses
                                             the files it finds
   <run>/classifier/                          the grown classifier, as train_classifier.py saves it
 
-It prints the camera accuracy of the held-out test clips (whole --test-frames clips, as the eval
-reads them) before and after training (and every --eval-every steps): per frame, per single-shot
-clip and per class. --cache points several runs (other steps, --weight-decay, --map-dropout) at one
-cache, so trying them costs no rendering.
+It prints the track's attribute accuracy of the held-out test clips (whole --test-frames clips, as
+the eval reads them) before and after training (and every --eval-every steps): per frame, per
+single-shot clip and per class. --cache points several runs (other steps, --weight-decay,
+--map-dropout, the other track) at one cache, so trying them costs no rendering: a track changes
+only its own attribute's logits, so the maps and the base logits a track trains on are the same
+for every classifier grown from one base that lacks that track.
 """
 from __future__ import annotations
 
@@ -58,12 +61,10 @@ def cache_batches(model, kind: str, folder: Path, count: int, batch: int, frames
             continue
         video, labels = classifier_batch(args, model.cfg, first_step + i, heldout, "cpu")
         h, maps = model.features_and_maps(video, keep_maps=True)
-        heads = model.head_logits(h)
+        heads = model.add_tracks(model.head_logits(h), maps)
         tmp = path.with_suffix(".tmp")
-        # every head's logits and labels, not just the camera's: a track for another attribute can
-        # train on the same cache
-        torch.save({"maps": maps.half(), "base": heads["camera"], "camera": labels["camera"].long(),
-                    **{f"base.{a}": lg for a, lg in heads.items()},
+        # every head's logits and labels, so that a track for any attribute can train on the cache
+        torch.save({"maps": maps.half(), **{f"base.{a}": lg for a, lg in heads.items()},
                     **{f"label.{a}": lab.long() for a, lab in labels.items()}}, tmp)
         os.replace(tmp, path)
         print(f"cached {kind} batch {i + 1}/{len(paths)} ({batch} clips, {frames} frames of {source_frames}) "
@@ -73,33 +74,35 @@ def cache_batches(model, kind: str, folder: Path, count: int, batch: int, frames
 
 def load_cache(paths: list[Path]) -> dict:
     parts = [torch.load(p) for p in paths]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    keys = set.intersection(*(set(p) for p in parts))  # caches from before every head was kept mix in
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k in keys}
 
 
 @torch.no_grad()
-def camera_report(track, data: dict, chunk: int = 8) -> dict:
-    """Camera accuracy of the base logits and of base + track: per labelled frame, per clip whose
-    frames all carry one camera label (clip_class, as the eval reads clips), and per class."""
-    classes = ATTRS["camera"]
+def track_report(attr: str, track, data: dict, chunk: int = 8) -> dict:
+    """`attr`'s accuracy of the base logits and of base + track: per labelled frame, per clip whose
+    frames all carry one label (clip_class, as the eval reads clips), and per class."""
+    classes = ATTRS[attr]
     out = {}
     for name, use in (("base", False), ("track", True)):
         logits = []
         for s in range(0, data["maps"].shape[0], chunk):
-            lg = data["base"][s:s + chunk]
+            lg = data[f"base.{attr}"][s:s + chunk]
             logits.append(lg + track(data["maps"][s:s + chunk]) if use else lg)
         logits = torch.cat(logits)
-        lab = data["camera"]
+        lab = data[f"label.{attr}"]
         keep = lab != IGNORE
         per_frame = float((logits.argmax(-1) == lab)[keep].float().mean())
         right, per_class = [], {c: [] for c in classes}
         for b in range(lab.shape[0]):
             labs = lab[b][keep[b]].unique()
             if len(labs) != 1:
-                continue  # a cut clip: the eval judges single shots
+                continue  # a cut clip (the eval judges single shots) or one with no label at all
             ok = clip_class(logits[b][keep[b]]) == int(labs[0])
             right.append(ok)
             per_class[classes[int(labs[0])]].append(ok)
-        out[name] = {"frames": per_frame, "clips": float(np.mean(right)), "n_clips": len(right),
+        clips = float(np.mean(right)) if right else float("nan")
+        out[name] = {"frames": per_frame, "clips": clips, "n_clips": len(right),
                      "per_class": {c: (f"{sum(v)}/{len(v)}" if v else "-") for c, v in per_class.items()}}
     return out
 
@@ -119,26 +122,29 @@ def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
     return torch.where(counts > 0, counts.sum() / (present * counts.clamp(min=1)), torch.zeros(()))
 
 
-def train_track(track, data: dict, steps: int, batch: int, lr: float, seed: int, weight_decay: float = 0.01,
-                map_dropout: float = 0.0, balance: bool = False, every=None) -> list[float]:
-    """AdamW on random cached clips. `map_dropout` zeroes that share of the cached map's values per
-    step (the maps are fixed, so without it every epoch shows the track the very same inputs);
-    `balance` weighs each camera class's frames by the inverse of its share of the cache's frames;
-    `every` = (n, fn) calls fn(step) with the track in eval mode every n steps."""
+def train_track(attr: str, track, data: dict, steps: int, batch: int, lr: float, seed: int,
+                weight_decay: float = 0.01, map_dropout: float = 0.0, balance: bool = False,
+                every=None) -> list[float]:
+    """AdamW on random cached clips, on `attr`'s labels. `map_dropout` zeroes that share of the
+    cached map's values per step (the maps are fixed, so without it every epoch shows the track the
+    very same inputs); `balance` weighs each class's frames by the inverse of its share of the
+    cache's frames; `every` = (n, fn) calls fn(step) with the track in eval mode every n steps."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(track.parameters(), lr=lr, weight_decay=weight_decay)
+    base, labels = data[f"base.{attr}"], data[f"label.{attr}"]
     n, losses = data["maps"].shape[0], []
-    weight = class_weights(data["camera"], len(ATTRS["camera"])) if balance else None
+    weight = class_weights(labels, len(ATTRS[attr])) if balance else None
     track.train()
     for step in range(steps):
         idx = torch.randint(n, (batch,), generator=gen)
+        if not (labels[idx] != IGNORE).any():
+            continue  # no labelled frame (all manga, say): the loss would be 0/0
         maps = data["maps"][idx].float()
         if map_dropout:
             keep = torch.rand(maps.shape, generator=gen) >= map_dropout
             maps = maps * keep / (1.0 - map_dropout)
-        logits = data["base"][idx] + track(maps)
-        loss = F.cross_entropy(logits.flatten(0, 1), data["camera"][idx].flatten(), weight=weight,
-                               ignore_index=IGNORE)
+        logits = base[idx] + track(maps)
+        loss = F.cross_entropy(logits.flatten(0, 1), labels[idx].flatten(), weight=weight, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -153,13 +159,28 @@ def train_track(track, data: dict, steps: int, batch: int, lr: float, seed: int,
     return losses
 
 
+def grown_by(trained, attr: str, dilations: list):
+    """`trained` grown by `attr`'s track, everything frozen but that track."""
+    if attr == "camera" and trained.cfg.camera_track or attr == "colour" and trained.cfg.colour_track:
+        raise ValueError(f"it has a {attr} track already")
+    extra = {"camera_track": list(dilations)} if attr == "camera" else {"colour_track": True}
+    model = grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg), **extra})).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    track = model.tracks()[attr]
+    for p in track.parameters():
+        p.requires_grad_(True)
+    return model, track
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--track", required=True, choices=["camera", "colour"], help="the track to grow and train")
     ap.add_argument("--grow-from", required=True, metavar="CLASSIFIER",
                     help="a trained classifier (checkpoint or run folder)")
     ap.add_argument("--run", required=True, help="a fresh run folder for the grown classifier and the cache")
     ap.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8],
-                    help="the track's temporal convs, one per dilation (default 1 2 4 8: 61 frames)")
+                    help="the camera track's temporal convs, one per dilation (default 1 2 4 8: 61 frames)")
     ap.add_argument("--clips", type=int, default=480, help="training clips to render and cache")
     ap.add_argument("--frames", type=int, default=64, help="frames per training window")
     ap.add_argument("--source-frames", type=int, default=240, help="clip length the windows are cut from")
@@ -173,11 +194,11 @@ def main(argv=None):
     ap.add_argument("--map-dropout", type=float, default=0.0,
                     help="share of the cached maps' values zeroed per training step (0 to below 1)")
     ap.add_argument("--balance", action="store_true",
-                    help="weigh the camera classes' frames so that each class counts the same in the loss")
+                    help="weigh the classes' frames so that each class counts the same in the loss")
     ap.add_argument("--eval-every", type=int, default=0, metavar="N",
                     help="also print the held-out report every N steps (0: only before and after)")
-    ap.add_argument("--cache", help="the cache folder (default <run>/camera-cache); runs with the same "
-                                    "--grow-from and clip settings can share one")
+    ap.add_argument("--cache", help="the cache folder (default <run>/track-cache); runs grown from one base "
+                                    "with the same clip settings can share one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -192,42 +213,40 @@ def main(argv=None):
         ap.error(f"--source-frames must not be shorter than --frames ({args.frames})")
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = Path(args.run)
+    run, attr = Path(args.run), args.track
     if has_checkpoint(run / "classifier"):
         raise SystemExit(f"{run / 'classifier'} already holds a classifier; give another --run folder")
     trained, state = load_classifier(Path(args.grow_from))
-    if trained.cfg.camera_track:
-        raise SystemExit(f"--grow-from {args.grow_from}: it has a camera track already")
-    model = grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg),
-                                                          "camera_track": list(args.dilations)})).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    track = model.camera_track
-    for p in track.parameters():
-        p.requires_grad_(True)
-    print(f"grew {args.grow_from} (step {state['step']}) by a camera track, dilations {args.dilations}: "
-          f"{sum(p.numel() for p in track.parameters()):,} parameters to train, the rest frozen", flush=True)
-    heldout, cache = load_heldout(), Path(args.cache) if args.cache else run / "camera-cache"
+    try:
+        model, track = grown_by(trained, attr, args.dilations)
+    except ValueError as e:
+        raise SystemExit(f"--grow-from {args.grow_from}: {e}") from None
+    print(f"grew {args.grow_from} (step {state['step']}) by a {attr} track"
+          + (f", dilations {args.dilations}" if attr == "camera" else "")
+          + f": {sum(p.numel() for p in track.parameters()):,} parameters to train, the rest frozen", flush=True)
+    heldout, cache = load_heldout(), Path(args.cache) if args.cache else run / "track-cache"
     # The training windows continue the classifier's own data stream past its step: unseen clips.
     train_paths = cache_batches(trained, "train", cache, args.clips, args.render_batch, args.frames,
                                 args.source_frames, args.seed, state["step"], heldout)
     test_paths = cache_batches(trained, "test", cache, args.test_clips, args.render_batch, args.test_frames,
                                args.test_frames, TEST_SEED, 0, heldout)
     train_data, test_data = load_cache(train_paths), load_cache(test_paths)
-    print_report("test before", camera_report(track, test_data))
-    every = (args.eval_every, lambda step: print_report(f"test at {step}", camera_report(track, test_data)))
-    losses = train_track(track, train_data, args.steps, args.batch, args.lr, args.seed, args.weight_decay,
+    print_report("test before", track_report(attr, track, test_data))
+    every = (args.eval_every, lambda step: print_report(f"test at {step}", track_report(attr, track, test_data)))
+    losses = train_track(attr, track, train_data, args.steps, args.batch, args.lr, args.seed, args.weight_decay,
                          args.map_dropout, args.balance, every if args.eval_every else None)
-    print_report("train after", camera_report(track, train_data))
-    print_report("test after", camera_report(track, test_data))
+    print_report("train after", track_report(attr, track, train_data))
+    print_report("test after", track_report(attr, track, test_data))
+    # what earlier tracks were trained on stays in the state beside this one's
+    earlier = {k: v for k, v in state.items() if k.endswith("_track")}
     save_classifier(run / "classifier", model, {
         "stage": "classifier", "step": state["step"], "toy": state.get("toy", False), "seed": state.get("seed", 0),
-        "sessions": state["sessions"], "grown_from": f"{args.grow_from} at step {state['step']}",
-        "camera_track": {"clips": args.clips, "frames": args.frames, "source_frames": args.source_frames,
-                         "steps": args.steps, "batch": args.batch, "lr": args.lr,
-                         "weight_decay": args.weight_decay, "map_dropout": args.map_dropout,
-                         "balance": args.balance,
-                         "last_loss": float(np.mean(losses[-100:])) if losses else None}})
+        "sessions": state["sessions"], "grown_from": f"{args.grow_from} at step {state['step']}", **earlier,
+        f"{attr}_track": {"clips": args.clips, "frames": args.frames, "source_frames": args.source_frames,
+                          "steps": args.steps, "batch": args.batch, "lr": args.lr,
+                          "weight_decay": args.weight_decay, "map_dropout": args.map_dropout,
+                          "balance": args.balance,
+                          "last_loss": float(np.mean(losses[-100:])) if losses else None}})
     print(f"saved {run / 'classifier'}")
 
 
