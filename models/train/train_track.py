@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Grow a trained classifier by a track (measure/camera_track.py, measure/colour_track.py) and
+"""Grow a trained classifier by a track (measure/camera_track.py, colour_track.py, motion_track.py) and
 train only that branch, with the rest frozen: every rendered clip is read once by the frozen
 classifier and its 2-D maps and every head's logits are cached, so training costs what rendering
 does once, not per step.
@@ -38,7 +38,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from measure.attributes import ATTRS, IGNORE  # noqa: E402
-from measure.classifier import ClassifierConfig, grow_classifier, load_classifier, save_classifier  # noqa: E402
+from measure.classifier import (TRACKED, ClassifierConfig, grow_classifier, load_classifier,  # noqa: E402
+                                save_classifier)
 from measure.metrics import clip_class  # noqa: E402
 from train_classifier import batch as classifier_batch  # noqa: E402
 from train_io import has_checkpoint  # noqa: E402
@@ -161,9 +162,9 @@ def train_track(attr: str, track, data: dict, steps: int, batch: int, lr: float,
 
 def grown_by(trained, attr: str, dilations: list):
     """`trained` grown by `attr`'s track, everything frozen but that track."""
-    if attr == "camera" and trained.cfg.camera_track or attr == "colour" and trained.cfg.colour_track:
+    if getattr(trained.cfg, f"{attr}_track"):
         raise ValueError(f"it has a {attr} track already")
-    extra = {"camera_track": list(dilations)} if attr == "camera" else {"colour_track": True}
+    extra = {f"{attr}_track": True if attr == "colour" else list(dilations)}
     model = grow_classifier(trained, ClassifierConfig(**{**dataclasses.asdict(trained.cfg), **extra})).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -175,12 +176,12 @@ def grown_by(trained, attr: str, dilations: list):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--track", required=True, choices=["camera", "colour"], help="the track to grow and train")
+    ap.add_argument("--track", required=True, choices=list(TRACKED), help="the track to grow and train")
     ap.add_argument("--grow-from", required=True, metavar="CLASSIFIER",
                     help="a trained classifier (checkpoint or run folder)")
     ap.add_argument("--run", required=True, help="a fresh run folder for the grown classifier and the cache")
     ap.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8],
-                    help="the camera track's temporal convs, one per dilation (default 1 2 4 8: 61 frames)")
+                    help="the camera or motion track's temporal convs, one per dilation (default 1 2 4 8: 61 frames)")
     ap.add_argument("--clips", type=int, default=480, help="training clips to render and cache")
     ap.add_argument("--frames", type=int, default=64, help="frames per training window")
     ap.add_argument("--source-frames", type=int, default=240, help="clip length the windows are cut from")
@@ -222,7 +223,7 @@ def main(argv=None):
     except ValueError as e:
         raise SystemExit(f"--grow-from {args.grow_from}: {e}") from None
     print(f"grew {args.grow_from} (step {state['step']}) by a {attr} track"
-          + (f", dilations {args.dilations}" if attr == "camera" else "")
+          + (f", dilations {args.dilations}" if attr != "colour" else "")
           + f": {sum(p.numel() for p in track.parameters()):,} parameters to train, the rest frozen", flush=True)
     heldout, cache = load_heldout(), Path(args.cache) if args.cache else run / "track-cache"
     # The training windows continue the classifier's own data stream past its step: unseen clips.

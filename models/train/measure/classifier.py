@@ -23,7 +23,12 @@ from train_io import has_checkpoint, load_checkpoint, save_checkpoint
 from .attributes import ATTRS
 from .camera_track import CameraTrack
 from .colour_track import ColourTrack
+from .motion_track import MotionTrack
 from .motion_probe import motion_probe, probe_dim
+
+
+# The attributes that can have a track: a branch over the 2-D maps whose logits add to the head's.
+TRACKED = ("camera", "colour", "motion")
 
 
 @dataclass
@@ -55,6 +60,9 @@ class ClassifierConfig:
     # measure/colour_track.py: an attention pool over the same map whose logits add to the colour
     # head's (False: no branch).
     colour_track: bool = False
+    # measure/motion_track.py: the subject's attended features and place on screen through temporal
+    # convs, one per dilation, whose logits add to the motion head's ([]: no branch).
+    motion_track: list = field(default_factory=list)
 
     @staticmethod
     def toy() -> "ClassifierConfig":
@@ -110,6 +118,8 @@ class AttributeClassifier(nn.Module):
             self.camera_track = CameraTrack(4 * c, h * w, len(self.attrs["camera"]), cfg.camera_track)
         if cfg.colour_track:
             self.colour_track = ColourTrack(4 * c, len(self.attrs["colour"]))
+        if cfg.motion_track:
+            self.motion_track = MotionTrack(4 * c, map_size(cfg), len(self.attrs["motion"]), cfg.motion_track)
 
     def _input(self, video: torch.Tensor) -> torch.Tensor:
         B, T, _, H, W = video.shape
@@ -153,13 +163,13 @@ class AttributeClassifier(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-frame logits {attribute: [B, T, classes]} and features [B, T, D]."""
-        h, maps = self.features_and_maps(video, keep_maps=bool(self.cfg.camera_track or self.cfg.colour_track))
+        h, maps = self.features_and_maps(video, keep_maps=bool(self.tracks()))
         logits = self.head_logits(h)
         return self.add_tracks(logits, maps), h
 
     def tracks(self) -> dict[str, nn.Module]:
         """{attribute: its track} for the tracks this classifier has."""
-        return {a: getattr(self, f"{a}_track") for a in ("camera", "colour") if getattr(self.cfg, f"{a}_track")}
+        return {a: getattr(self, f"{a}_track") for a in TRACKED if getattr(self.cfg, f"{a}_track")}
 
     def add_tracks(self, logits: dict[str, torch.Tensor], maps: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads' logits with each track's added to its attribute's."""
@@ -171,8 +181,8 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
     weights are copied and what `cfg` adds starts switched off, so training it further keeps what
     `trained` learnt and only has to learn what the additions are for. `cfg` may add frame
     differences (diff_strides extended at the end), temporal convs (temporal_dilations extended at
-    the end), a pooling grid (from 1), the motion probe, the camera track and the colour track (from
-    none); the rest must match."""
+    the end), a pooling grid (from 1), the motion probe and the camera, colour and motion tracks
+    (from none); the rest must match."""
     old = trained.cfg
     fixed = [k for k in ("video_height", "video_width", "input_height", "input_width", "channels", "features")
              if getattr(old, k) != getattr(cfg, k)]
@@ -186,8 +196,10 @@ def grow_classifier(trained: AttributeClassifier, cfg: ClassifierConfig) -> Attr
         raise ValueError(f"pool_grid can only grow from 1, not from {old.pool_grid} to {cfg.pool_grid}")
     if old.motion_probe and not cfg.motion_probe:
         raise ValueError("a grown classifier keeps the motion probe")
-    if old.camera_track not in ([], list(cfg.camera_track)):
-        raise ValueError(f"camera_track can only grow from none, not from {old.camera_track} to {cfg.camera_track}")
+    for k in ("camera_track", "motion_track"):
+        a, b = list(getattr(old, k)), list(getattr(cfg, k))
+        if a not in ([], b):
+            raise ValueError(f"{k} can only grow from none, not from {a} to {b}")
     if old.colour_track and not cfg.colour_track:
         raise ValueError("a grown classifier keeps the colour track")
     new = AttributeClassifier(cfg, trained.attrs).to(next(trained.parameters()).device)

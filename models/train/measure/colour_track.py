@@ -29,8 +29,13 @@ class ColourTrack(nn.Module):
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """maps [B, T, C, h, w] (the 2-D part's output) -> colour logits to add, [B, T, classes]."""
         B, T = maps.shape[:2]
-        m = maps.flatten(0, 1).float()
-        s = F.silu(self.squeeze(m)).flatten(2)  # [B*T, squeeze, positions]
-        where = self.attention(m).flatten(2).softmax(-1)  # [B*T, 1, positions]
+        s, where = attend(maps, self.squeeze, self.attention)
         pooled = torch.cat([(s * where).sum(-1), s.amax(-1)], dim=1)
         return self.out(F.silu(self.hidden(pooled))).view(B, T, -1)
+
+
+def attend(maps: torch.Tensor, squeeze: nn.Conv2d, attention: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """maps [B, T, C, h, w] -> the squeezed features [B*T, squeeze, h*w] and the attention's weights
+    over the positions [B*T, 1, h*w], which sum to 1 per frame."""
+    m = maps.flatten(0, 1).float()
+    return F.silu(squeeze(m)).flatten(2), attention(m).flatten(2).softmax(-1)

@@ -607,15 +607,15 @@ def test_classifier_cli_sets_a_fresh_classifiers_reach_and_keeps_a_resumed_ones(
 
 def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_additions():
     """grow_classifier adds frame differences, temporal convs, a pooling grid, the motion probe and
-    the camera and colour tracks to a trained classifier without changing a single output, and every
-    addition gets a gradient."""
+    the camera, colour and motion tracks to a trained classifier without changing a single output,
+    and every addition gets a gradient."""
     torch.manual_seed(0)
     trained = AttributeClassifier(ClassifierConfig.toy())
     for p in trained.parameters():  # away from the init, so a weight left uncopied would show
         p.data.add_(torch.randn_like(p) * 0.1)
     cfg = ClassifierConfig(**{**dataclasses.asdict(trained.cfg), "diff_strides": [1, 4],
                               "temporal_dilations": [1, 1, 4], "pool_grid": 2, "motion_probe": True,
-                              "camera_track": [1, 2], "colour_track": True})
+                              "camera_track": [1, 2], "colour_track": True, "motion_track": [1, 4]})
     grown = grow_classifier(trained, cfg)
     video = torch.rand(2, 12, 3, 32, 48)
     (a, fa), (b, fb) = trained.eval()(video), grown.eval()(video)
@@ -630,6 +630,7 @@ def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_addition
     assert grown.motion.weight.grad.abs().sum() > 0
     assert grown.camera_track.out.weight.grad.abs().sum() > 0  # zero at first, so only its last layer
     assert grown.colour_track.out.weight.grad.abs().sum() > 0
+    assert grown.motion_track.out.weight.grad.abs().sum() > 0
     for bad, why in (({"channels": 16}, "keeps channels"), ({"diff_strides": [4, 1]}, "at the end"),
                      ({"temporal_dilations": [2]}, "at the end")):
         with pytest.raises(ValueError, match=why):
@@ -640,6 +641,27 @@ def test_a_grown_classifier_starts_as_the_trained_one_and_can_learn_its_addition
         grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "camera_track": [1, 2, 4]}))
     with pytest.raises(ValueError, match="keeps the colour track"):
         grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "colour_track": False}))
+    with pytest.raises(ValueError, match="motion_track can only grow from none"):
+        grow_classifier(grown, ClassifierConfig(**{**dataclasses.asdict(cfg), "motion_track": []}))
+
+
+def test_the_motion_track_places_its_attention_where_the_map_is_hot():
+    """The motion track's centre follows the attended place on screen and its spread is small on one
+    spot, so the temporal convs can read a path: a hot spot that moves moves the centre with it."""
+    from measure.motion_track import MotionTrack
+    track = MotionTrack(channels=4, size=(5, 8), classes=3, dilations=[1])
+    with torch.no_grad():
+        track.attention.weight.zero_()
+        track.attention.weight[0, 0] = 50.0  # attend to channel 0
+        track.attention.bias.zero_()
+    maps = torch.zeros(1, 2, 4, 5, 8)
+    maps[0, 0, 0, 1, 2] = 1.0  # frame 0: row 1, column 2
+    maps[0, 1, 0, 4, 7] = 1.0  # frame 1: the bottom right corner
+    _, centre, spread = track.attended(maps)
+    assert torch.allclose(centre[0], torch.tensor([-1 + 2 * 2 / 7, -1 + 2 * 1 / 4]), atol=1e-3)
+    assert torch.allclose(centre[1], torch.tensor([1.0, 1.0]), atol=1e-3)
+    assert (spread < 0.05).all()
+    assert track(maps).shape == (1, 2, 3) and not track(maps).any()  # zero at first
 
 
 def test_classifier_cli_grows_a_trained_classifier_into_a_fresh_run(tmp_path):
@@ -734,8 +756,19 @@ def test_track_cli_trains_only_the_track_from_a_resumable_cache(tmp_path, monkey
     assert not torch.allclose(a["colour"], b["colour"])
     with pytest.raises(SystemExit, match="has a colour track already"):
         train_track.main(["--track", "colour", "--grow-from", str(both), "--run", str(tmp_path / "z")] + small)
+    # and the motion track on top of both
+    motion = tmp_path / "motion"
+    train_track.main(["--track", "motion", "--grow-from", str(both), "--run", str(motion), "--steps", "5",
+                      "--dilations", "1", "2", "--cache", str(run / "track-cache")] + small)
+    assert rendered == [] and "by a motion track, dilations [1, 2]:" in capsys.readouterr().out
+    grown, state = load_classifier(motion / "classifier")
+    assert grown.cfg.motion_track == [1, 2] and grown.cfg.colour_track and grown.cfg.camera_track == [1, 2]
+    assert state["motion_track"]["steps"] == 5 and state["colour_track"]["steps"] == 5
+    (a, fa), (b, fb) = load_classifier(both / "classifier")[0](video), grown(video)
+    assert torch.allclose(fa, fb) and all(torch.allclose(a[k], b[k]) for k in a if k != "motion")
+    assert not torch.allclose(a["motion"], b["motion"])
     with pytest.raises(SystemExit):
-        train_track.main(["--track", "motion", "--grow-from", str(base), "--run", str(tmp_path / "z")] + small)
+        train_track.main(["--track", "scene", "--grow-from", str(base), "--run", str(tmp_path / "z")] + small)
     assert not (tmp_path / "z").exists()
 
 
