@@ -2,6 +2,7 @@
 """Measure a model against prompts with known attributes (models/train/README.md, "Measuring").
 
   python evaluate.py --model ../kinema-tiny --classifier runs/main [--steps N] [--seconds 15]
+  python evaluate.py --model runs/main --classifier runs/main --guidance 3   # a flow DiT with CFG
   python evaluate.py --reference --classifier runs/main          # rendered clips: the ceiling
   python evaluate.py --reference --through-ae runs/main --classifier runs/main
                                           # rendered clips encoded and decoded: the autoencoder's ceiling
@@ -60,11 +61,12 @@ def rendered(entries, reseed, height, width, batch, device):
         yield render_clips(specs, height, width, device, with_labels=False)[0]
 
 
-def generated(entries, model, tok, chunks, steps, batch, frames):
+def generated(entries, model, tok, chunks, steps, batch, frames, guidance=1.0):
     from measure.generate import generate
     for s in range(0, len(entries), batch):
         part = entries[s:s + batch]
-        video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part], chunks, steps)
+        video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part], chunks, steps,
+                         guidance=guidance)
         yield video[:, :frames]
 
 
@@ -170,6 +172,9 @@ def main(argv=None):
     ap.add_argument("--prompt-seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None,
                     help="Euler steps per chunk (default: the model's training.sampler_steps, else 2, as the Rust CLI)")
+    ap.add_argument("--guidance", type=float, default=1.0,
+                    help="classifier-free guidance scale for a flow DiT, which has none baked in (1 = none; the "
+                         "shortcut stage bakes in train.py --guidance, 3): each Euler step costs a second pass")
     ap.add_argument("--batch", type=int, default=8, help="clips generated / rendered / classified at once")
     ap.add_argument("--json", help="write the results here (default runs/eval/<generated|reference>.json)")
     ap.add_argument("--rescore", help="a result JSON of these --prompts: judge its per-prompt classes again")
@@ -195,6 +200,10 @@ def main(argv=None):
         return r
     if not args.classifier or not (args.model or args.reference):
         ap.error("give --classifier and --model (or --reference)")
+    if args.guidance != 1.0 and args.reference:
+        ap.error("--guidance is a sampler setting: it needs --model, not --reference")
+    if not args.guidance > 0:
+        ap.error(f"--guidance {args.guidance}: give a scale > 0 (1 = none)")
     if args.through_ae and not args.reference:
         ap.error("--through-ae reads rendered clips: give it with --reference")
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -233,10 +242,11 @@ def main(argv=None):
             print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
-        source = generated(entries, model, tok, chunks, steps, args.batch, frames)
+        source = generated(entries, model, tok, chunks, steps, args.batch, frames, args.guidance)
         cut = sum(tok.is_cut(e["prompt"]) for e in entries)
+        guided = f", guidance {args.guidance:g}" if args.guidance != 1.0 else ""
         desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "
-                f"({steps_from}), {chunks} chunks; {cut} of {len(entries)} prompts longer than the "
+                f"({steps_from}){guided}, {chunks} chunks; {cut} of {len(entries)} prompts longer than the "
                 f"{model.cfg.text.max_text_tokens} tokens it reads")
     clips = [c for video in source for c in read_clips(clf, video)]
     t_clips = time.time() - t0
@@ -248,6 +258,7 @@ def main(argv=None):
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
               "frames": frames, "size": [W, H], "steps": None if args.reference else steps,
+              "guidance": None if args.reference else args.guidance,
               "prompts_cut": None if args.reference else cut,
               "feature_dim": clf.cfg.features, "device": str(dev),
               "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},

@@ -718,14 +718,29 @@ class ChunkOut:
 
 @torch.no_grad()
 def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=None,
-           generator: torch.Generator | None = None, text_mask=None, on_chunk=None):
+           generator: torch.Generator | None = None, text_mask=None, on_chunk=None,
+           uncond=None, guidance: float = 1.0):
     """Chunk after chunk: K Euler steps from noise (t = 1 - i/K, d = 1/K), decode the finished
     chunk with the streaming decoder, then a cache-fill pass on it at t = d = 0 (skipped after the
     last chunk: nothing reads it). `noise` is an optional list of [B, F, C, h, w] per chunk.
-    Returns frames [B, 4·F·num_chunks, 3, H, W]."""
+    Returns frames [B, 4·F·num_chunks, 3, H, W].
+
+    `uncond` (tokens, pooled, mask of the empty caption, B rows padded like `tokens`) with
+    `guidance` g != 1 samples with classifier-free guidance, v_u + g (v_c - v_u): the velocity the
+    shortcut stage bakes in (train.py --guidance), here as a second pass for measuring a flow DiT.
+    The unconditional pass keeps its own cache (its k/v depend on the text), as rows B..2B-1 of one
+    doubled batch. The browser never does this: its models have guidance baked in."""
     cfg = model.cfg.dit
     B = tokens.shape[0]
     shape = (B, cfg.chunk_frames, cfg.latent_channels, cfg.latent_height, cfg.latent_width)
+    guided = uncond is not None and guidance != 1.0
+    if guided:
+        tu, pu, mu = uncond
+        if tu.shape != tokens.shape or (text_mask is None) != (mu is None):
+            raise ValueError(f"uncond text {tuple(tu.shape)} does not match the prompts' {tuple(tokens.shape)}")
+        tokens, pooled = torch.cat([tokens, tu]), torch.cat([pooled, pu])
+        text_mask = None if mu is None else torch.cat([text_mask, mu])
+    rows = 2 if guided else 1
     cache = KVCache(cfg)
     dec_state = model.decoder.init_state()
     out = []
@@ -735,16 +750,19 @@ def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=Non
         f0 = ci * cfg.chunk_frames
         dt = 1.0 / steps
         for i in range(steps):
-            t = torch.full(shape[:2], 1.0 - i / steps, device=x.device, dtype=x.dtype)
-            d = torch.full(shape[:2], dt, device=x.device, dtype=x.dtype)
-            v = model.dit.forward_chunk(x, t, d, tokens, pooled, f0, cache, text_mask)
+            t = torch.full((rows * B, shape[1]), 1.0 - i / steps, device=x.device, dtype=x.dtype)
+            d = torch.full_like(t, dt)
+            v = model.dit.forward_chunk(x.repeat(rows, 1, 1, 1, 1), t, d, tokens, pooled, f0, cache, text_mask)
+            if guided:
+                vc, vu = v.chunk(2)
+                v = vu + guidance * (vc - vu)
             x = x - dt * v
         frames = model.decoder.stream(x, dec_state)
         if on_chunk is not None:
             on_chunk(ChunkOut(ci, x, frames))
         out.append(frames)
         if ci + 1 < num_chunks:
-            model.dit.fill_cache(x, tokens, pooled, f0, cache, text_mask)
+            model.dit.fill_cache(x.repeat(rows, 1, 1, 1, 1), tokens, pooled, f0, cache, text_mask)
     return torch.cat(out, dim=1)
 
 

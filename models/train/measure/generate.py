@@ -61,16 +61,21 @@ def clip_chunks(model: Kinema, seconds: float) -> int:
 
 @torch.no_grad()
 def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: list[int], chunks: int,
-             steps: int, on_chunk=None) -> torch.Tensor:
+             steps: int, on_chunk=None, guidance: float = 1.0) -> torch.Tensor:
     """Frames [B, T, 3, H, W] in [0, 1]. Each clip's noise comes from its own seed (torch's
     generator, chunk after chunk), so a clip does not depend on which batch it is generated in.
-    `on_chunk` sees each finished chunk's latents too (`kinema.model.sample`)."""
+    `on_chunk` sees each finished chunk's latents too (`kinema.model.sample`). `guidance` != 1
+    adds classifier-free guidance against the empty caption, which caption dropout trained."""
     d = model.cfg.dit
     dev = next(model.parameters()).device
     shape = (d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     noise = [torch.stack([torch.randn(shape, generator=g) for g in gens]) for _ in range(chunks)]
-    ids, mask = tok.batch(prompts)
+    B = len(prompts)
+    # one batch, so the empty captions are padded like the prompts
+    ids, mask = tok.batch(prompts + ([""] * B if guidance != 1.0 else []))
     ids, mask = ids.to(dev), mask.to(dev)
     tokens, pooled = model.text(ids, mask)
-    return sample(model, tokens, pooled, chunks, steps, noise=noise, text_mask=mask, on_chunk=on_chunk)
+    uncond = (tokens[B:], pooled[B:], mask[B:]) if guidance != 1.0 else None
+    return sample(model, tokens[:B], pooled[:B], chunks, steps, noise=noise, text_mask=mask[:B], on_chunk=on_chunk,
+                  uncond=uncond, guidance=guidance)

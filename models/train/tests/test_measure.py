@@ -536,6 +536,34 @@ def test_eval_through_the_autoencoder(classifier_run, tmp_path, capsys):
     assert "--through-ae reads rendered clips" in capsys.readouterr().err
 
 
+def test_eval_and_strip_hand_guidance_to_the_sampler(classifier_run, tmp_path, monkeypatch, capsys):
+    """--guidance reaches the sampler with the empty caption's text beside the prompts' (CFG for a
+    flow DiT), is recorded with the figures, and a scale that is not > 0 is refused."""
+    import evaluate
+    import measure.generate
+    import strip
+    seen = []
+    real = measure.generate.sample
+
+    def spy(model, tokens, pooled, *args, uncond=None, guidance=1.0, **kwargs):
+        seen.append((guidance, None if uncond is None else tuple(uncond[0].shape), tuple(tokens.shape)))
+        return real(model, tokens, pooled, *args, uncond=uncond, guidance=guidance, **kwargs)
+    monkeypatch.setattr(measure.generate, "sample", spy)
+    common = ["--classifier", str(classifier_run), "--in-dist", "2", "--per-heldout", "0", "--seconds", "1",
+              "--batch", "2"]
+    r = evaluate.main(["--model", str(TINY), "--guidance", "2.5", "--json", str(tmp_path / "g.json")] + common)
+    assert r["guidance"] == 2.5 and "guidance 2.5" in capsys.readouterr().out
+    assert len(seen) == 1 and seen[0][0] == 2.5 and seen[0][1] == seen[0][2] and seen[0][2][0] == 2
+    seen.clear()
+    meta = strip.main(["--model", str(TINY), "--out", str(tmp_path / "s.png"), "--prompt", "a red ball",
+                       "--seconds", "1", "--cols", "2", "--guidance", "2.5"])
+    assert meta["guidance"] == 2.5 and seen[0][0] == 2.5 and seen[0][1] == seen[0][2]
+    for bad in (["--model", str(TINY), "--guidance", "0"], ["--reference", "--guidance", "2"]):
+        with pytest.raises(SystemExit):
+            evaluate.main(bad + common)
+        assert "--guidance" in capsys.readouterr().err
+
+
 def test_sample_strip(tmp_path):
     import strip
     meta = strip.main(["--model", str(TINY), "--out", str(tmp_path / "s.png"), "--prompt", "a red ball",
