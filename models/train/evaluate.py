@@ -61,12 +61,12 @@ def rendered(entries, reseed, height, width, batch, device):
         yield render_clips(specs, height, width, device, with_labels=False)[0]
 
 
-def generated(entries, model, tok, chunks, steps, batch, frames, guidance=1.0):
+def generated(entries, model, tok, chunks, steps, batch, frames, guidance=1.0, flow_dit=False):
     from measure.generate import generate
     for s in range(0, len(entries), batch):
         part = entries[s:s + batch]
         video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part], chunks, steps,
-                         guidance=guidance)
+                         guidance=guidance, flow_dit=flow_dit)
         yield video[:, :frames]
 
 
@@ -234,7 +234,7 @@ def main(argv=None):
             desc = (f"rendered clips through the autoencoder {args.through_ae} (step {ae_state['step']}"
                     f"{', toy' if ae_state.get('toy') else ''})")
     else:
-        from measure.generate import clip_chunks, load_generator, steps_to_use
+        from measure.generate import clip_chunks, is_flow_dit, load_generator, steps_to_use
         model, tok, info = load_generator(Path(args.model), dev)
         steps, steps_from = steps_to_use(args.steps, info)
         vc = model.cfg.video
@@ -242,7 +242,7 @@ def main(argv=None):
             print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
-        source = generated(entries, model, tok, chunks, steps, args.batch, frames, args.guidance)
+        source = generated(entries, model, tok, chunks, steps, args.batch, frames, args.guidance, is_flow_dit(info))
         cut = sum(tok.is_cut(e["prompt"]) for e in entries)
         guided = f", guidance {args.guidance:g}" if args.guidance != 1.0 else ""
         desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "

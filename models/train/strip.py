@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 
-from measure.generate import clip_chunks, generate, load_generator, steps_to_use  # noqa: E402
+from measure.generate import clip_chunks, generate, is_flow_dit, load_generator, steps_to_use  # noqa: E402
 from measure.prompts import read_prompts, spec_of  # noqa: E402
 from world.clips import render_clips  # noqa: E402
 from world.preview import contact_sheet, write_png  # noqa: E402
@@ -69,7 +69,8 @@ def main(argv=None):
         {"prompt": p, "seed": args.seed + i} for i, p in enumerate(args.prompt or SHOWCASE)]
     frames = round(args.seconds * FPS)
     video = generate(model, tok, [e["prompt"] for e in entries], [e["seed"] for e in entries],
-                     clip_chunks(model, args.seconds), steps, guidance=args.guidance)[:, :frames].cpu()
+                     clip_chunks(model, args.seconds), steps, guidance=args.guidance,
+                     flow_dit=is_flow_dit(info))[:, :frames].cpu()
     rows = [{"row": i, "kind": "generated", "prompt": e["prompt"]} for i, e in enumerate(entries)]
     if args.reference:
         vc = model.cfg.video

@@ -719,7 +719,7 @@ class ChunkOut:
 @torch.no_grad()
 def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=None,
            generator: torch.Generator | None = None, text_mask=None, on_chunk=None,
-           uncond=None, guidance: float = 1.0):
+           uncond=None, guidance: float = 1.0, flow_dit: bool = False):
     """Chunk after chunk: K Euler steps from noise (t = 1 - i/K, d = 1/K), decode the finished
     chunk with the streaming decoder, then a cache-fill pass on it at t = d = 0 (skipped after the
     last chunk: nothing reads it). `noise` is an optional list of [B, F, C, h, w] per chunk.
@@ -729,7 +729,11 @@ def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=Non
     `guidance` g != 1 samples with classifier-free guidance, v_u + g (v_c - v_u): the velocity the
     shortcut stage bakes in (train.py --guidance), here as a second pass for measuring a flow DiT.
     The unconditional pass keeps its own cache (its k/v depend on the text), as rows B..2B-1 of one
-    doubled batch. The browser never does this: its models have guidance baked in."""
+    doubled batch. The browser never does this: its models have guidance baked in.
+
+    `flow_dit`: the DiT is a flow stage's, trained only at d = 0 (the instantaneous velocity), so
+    every step passes d = 0 instead of its size; only a shortcut DiT learned to read d. Fed 1/K,
+    flow step 1063's clean-latent estimates were 6-24 % further off at every t (session 30)."""
     cfg = model.cfg.dit
     B = tokens.shape[0]
     shape = (B, cfg.chunk_frames, cfg.latent_channels, cfg.latent_height, cfg.latent_width)
@@ -751,7 +755,7 @@ def sample(model: Kinema, tokens, pooled, num_chunks: int, steps: int, noise=Non
         dt = 1.0 / steps
         for i in range(steps):
             t = torch.full((rows * B, shape[1]), 1.0 - i / steps, device=x.device, dtype=x.dtype)
-            d = torch.full_like(t, dt)
+            d = torch.full_like(t, 0.0 if flow_dit else dt)
             v = model.dit.forward_chunk(x.repeat(rows, 1, 1, 1, 1), t, d, tokens, pooled, f0, cache, text_mask)
             if guided:
                 vc, vu = v.chunk(2)

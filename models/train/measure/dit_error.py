@@ -4,7 +4,7 @@
                               [--seconds 4] [--steps K] [--classifier runs/main] [--sample] [--json OUT]
 
 Renders the prompts' clips cut to their first --seconds (`shortened`), encodes them with the run's
-encoder, and at each Euler step of the K-step sampler (t = 1 - i/K, d = 1/K, as
+encoder, and at each Euler step of the K-step sampler (t = 1 - i/K, d = 1/K, or 0 for a flow DiT, as
 `kinema.model.sample` steps) noises every chunk of the latents to t with one fixed draw per clip
 and lets the run's DiT predict with the earlier chunks clean (teacher forced: the situation of a
 chunk after finished ones, when those came out right). Its estimate of the clean latents,
@@ -163,6 +163,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=int, default=4, help="the first S seconds of each clip (whole chunks)")
     ap.add_argument("--steps", type=int, default=None,
                     help="sampler steps K (default: the DiT stage's own, as evaluate.py samples)")
+    ap.add_argument("--d-input", type=float, default=None,
+                    help="the step-size input d given to the DiT at every step (default: as the sampler gives it, "
+                         "1/K, or 0 for a flow DiT, which trains at d = 0 only); to see what another d costs")
     ap.add_argument("--classifier", help="also read decoded clips with this attribute classifier (a run folder)")
     ap.add_argument("--sample", action="store_true",
                     help="also run the sampler from noise and compare its latents' std and fine detail")
@@ -176,7 +179,7 @@ def main(argv=None) -> dict:
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t0 = time.time()
     encoder, model, tok, info = load(Path(a.run), dev)
-    from measure.generate import steps_to_use
+    from measure.generate import is_flow_dit, steps_to_use
     steps, steps_from = steps_to_use(a.steps, info)
     cfg = model.cfg
     chunk_video = 4 * cfg.dit.chunk_frames
@@ -197,6 +200,12 @@ def main(argv=None) -> dict:
             raise SystemExit(f"{a.classifier}: reads {clf.cfg.video_width}x{clf.cfg.video_height}, the model makes "
                              f"{cfg.video.width}x{cfg.video.height}")
     ts = [1.0 - i / steps for i in range(steps)]
+    # the d the sampler passes: its step size, or 0 for a flow DiT (kinema.model.sample, flow_dit)
+    flow_dit = is_flow_dit(info)
+    d_input = (0.0 if flow_dit else 1.0 / steps) if a.d_input is None else a.d_input
+    if a.d_input is not None and a.sample:
+        raise SystemExit("--d-input sets the teacher-forced estimates' d; --sample runs the sampler as it is: "
+                         "give one of them")
     F_ = cfg.dit.chunk_frames
 
     # the latents first: the linear baseline needs their per-channel statistics over the whole set
@@ -222,7 +231,7 @@ def main(argv=None) -> dict:
         ids, mask = ids.to(dev), mask.to(dev)
         tokens, pooled = model.text(ids, mask)
         for t in ts:
-            est, xt = x0_estimate(model.dit, z0, eps, t, 1.0 / steps, tokens, pooled, mask)
+            est, xt = x0_estimate(model.dit, z0, eps, t, d_input, tokens, pooled, mask)
             err = est - z0
             sums.add((t, "first"), err[:, :F_])
             sums.add((t, "later"), err[:, F_:])
@@ -239,7 +248,7 @@ def main(argv=None) -> dict:
         first, later, lin = sums.rms((t, "first")), sums.rms((t, "later")), sums.rms((t, "linear"))
         n_f, n_l = sums.n[(t, "first")], sums.n.get((t, "later"), 0)
         both = ((first ** 2 * n_f + (later or 0) ** 2 * n_l) / (n_f + n_l)) ** 0.5
-        rows.append({"step": i + 1, "t": t, "d": 1.0 / steps, "rms": both, "relative": both / std,
+        rows.append({"step": i + 1, "t": t, "d": d_input, "rms": both, "relative": both / std,
                      "first_chunk": first / std, "later_chunks": None if later is None else later / std,
                      "linear": lin / std})
     last = rows[-1]
@@ -256,7 +265,8 @@ def main(argv=None) -> dict:
         for s in range(0, len(entries), a.batch):
             part, got = entries[s:s + a.batch], []
             video = generate(model, tok, [e["prompt"] for e in part], [e["seed"] for e in part],
-                             frames // chunk_video, steps, on_chunk=lambda c: got.append(c.latent.float()))
+                             frames // chunk_video, steps, on_chunk=lambda c: got.append(c.latent.float()),
+                             flow_dit=flow_dit)
             gen_latents.append(torch.cat(got, 1))
             if clf is not None:
                 hits.setdefault("sampled", []).append(subject_hits(clf, video, part))

@@ -21,7 +21,8 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         model.load_state_dict(from_numpy_state(state), strict=True)
         tok_path = path / "tokenizer.json"
         info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"],
-                "sampler_steps": manifest.get("training", {}).get("sampler_steps")}
+                "sampler_steps": manifest.get("training", {}).get("sampler_steps"),
+                "dit_from": manifest.get("training", {}).get("dit_from")}
     elif (path / "ae" / "state.json").exists():
         import train  # the run's own assembly of text + decoder + DiT, as export writes it
         from train_io import load_checkpoint
@@ -31,7 +32,7 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         model.load_state_dict(state, strict=True)
         tok_path = train.tokenizer_path()
         info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"],
-                "sampler_steps": train.sampler_steps(dit_dir.name)}
+                "sampler_steps": train.sampler_steps(dit_dir.name), "dit_from": dit_dir.name}
     else:
         raise SystemExit(f"{path}: neither a model folder (manifest.json) nor a run folder (ae/state.json)")
     return model.to(device).eval(), PromptTokenizer(tok_path, cfg.text.max_text_tokens), info
@@ -61,11 +62,12 @@ def clip_chunks(model: Kinema, seconds: float) -> int:
 
 @torch.no_grad()
 def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: list[int], chunks: int,
-             steps: int, on_chunk=None, guidance: float = 1.0) -> torch.Tensor:
+             steps: int, on_chunk=None, guidance: float = 1.0, flow_dit: bool = False) -> torch.Tensor:
     """Frames [B, T, 3, H, W] in [0, 1]. Each clip's noise comes from its own seed (torch's
     generator, chunk after chunk), so a clip does not depend on which batch it is generated in.
     `on_chunk` sees each finished chunk's latents too (`kinema.model.sample`). `guidance` != 1
-    adds classifier-free guidance against the empty caption, which caption dropout trained."""
+    adds classifier-free guidance against the empty caption, which caption dropout trained;
+    `flow_dit` samples a flow stage's DiT at d = 0, as it was trained (`is_flow_dit`)."""
     d = model.cfg.dit
     dev = next(model.parameters()).device
     shape = (d.chunk_frames, d.latent_channels, d.latent_height, d.latent_width)
@@ -78,4 +80,10 @@ def generate(model: Kinema, tok: PromptTokenizer, prompts: list[str], seeds: lis
     tokens, pooled = model.text(ids, mask)
     uncond = (tokens[B:], pooled[B:], mask[B:]) if guidance != 1.0 else None
     return sample(model, tokens[:B], pooled[:B], chunks, steps, noise=noise, text_mask=mask[:B], on_chunk=on_chunk,
-                  uncond=uncond, guidance=guidance)
+                  uncond=uncond, guidance=guidance, flow_dit=flow_dit)
+
+
+def is_flow_dit(info: dict) -> bool:
+    """Whether `load_generator`'s model holds a flow stage's DiT (a run folder's flow/, or a folder
+    exported from it: the manifest's training.dit_from), which reads no step size."""
+    return info.get("dit_from") == "flow"

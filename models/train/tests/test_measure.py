@@ -448,6 +448,16 @@ def toy_dit_run(run: Path, stage: str = "shortcut") -> Path:
     return run
 
 
+def test_export_refuses_a_flow_dit_the_runtime_would_sample_off_its_training(tmp_path, capsys):
+    """The Rust runtime feeds each step's size to the DiT as d; only the shortcut stage trains that
+    input, so a run without one is not exported."""
+    import train
+    run = toy_dit_run(tmp_path / "run", stage="flow")
+    with pytest.raises(SystemExit, match="no shortcut/ checkpoint to export"):
+        train.main(["export", "--run", str(run), "--out", str(tmp_path / "out"), "--toy"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
     """Per sampler step (the shortcut stage's 4, or --steps), the error of the DiT's clean-latent
     estimate and of the linear baseline, which at t = 1 is the channel mean, off by one std; with
@@ -475,6 +485,20 @@ def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
     assert two["sampled"] is None
     # the DiT is asked for the sampler's step size: at t = 1, d = 1/2 and d = 1/4 estimate differently
     assert abs(two["per_step"][0]["relative"] - r["per_step"][0]["relative"]) > 1e-4
+    # ... unless it is a flow DiT, trained at d = 0 only: then d = 0 at every step count
+    flow = toy_dit_run(tmp_path / "flow-run", stage="flow")
+    f2, f4 = (dit_error.main(["--run", str(flow), "--clips", "3", "--seconds", "1", "--batch", "2", "--steps", k])
+              for k in ("2", "4"))
+    assert {row["d"] for row in f2["per_step"] + f4["per_step"]} == {0.0}
+    assert f2["per_step"][0]["relative"] == pytest.approx(f4["per_step"][0]["relative"], abs=1e-6)
+    f2d = dit_error.main(["--run", str(flow), "--clips", "3", "--seconds", "1", "--batch", "2", "--steps", "2",
+                          "--d-input", "0.5"])
+    assert {row["d"] for row in f2d["per_step"]} == {0.5}
+    # the same seeded DiT as the shortcut run's, so --d-input 0.5 reproduces its d = 1/2 estimates
+    assert f2d["per_step"][0]["relative"] == pytest.approx(two["per_step"][0]["relative"], abs=1e-6)
+    assert abs(f2d["per_step"][0]["relative"] - f2["per_step"][0]["relative"]) > 1e-4
+    with pytest.raises(SystemExit, match="give one of them"):
+        dit_error.main(["--run", str(flow), "--d-input", "0.5", "--sample"])
     toy_autoencoder(tmp_path / "no-dit" / "ae")
     for bad, message in ((common + ["--seconds", "0"], "whole number of chunks"),
                          (["--run", str(TINY)], "not a train.py run folder"),
@@ -536,24 +560,31 @@ def test_eval_through_the_autoencoder(classifier_run, tmp_path, capsys):
     assert "--through-ae reads rendered clips" in capsys.readouterr().err
 
 
-def test_eval_and_strip_hand_guidance_to_the_sampler(classifier_run, tmp_path, monkeypatch, capsys):
+def test_eval_and_strip_hand_guidance_and_the_dit_stage_to_the_sampler(classifier_run, tmp_path, monkeypatch, capsys):
     """--guidance reaches the sampler with the empty caption's text beside the prompts' (CFG for a
-    flow DiT), is recorded with the figures, and a scale that is not > 0 is refused."""
+    flow DiT), is recorded with the figures, and a scale that is not > 0 is refused; a flow DiT is
+    sampled as one (d = 0)."""
     import evaluate
     import measure.generate
     import strip
     seen = []
     real = measure.generate.sample
 
-    def spy(model, tokens, pooled, *args, uncond=None, guidance=1.0, **kwargs):
-        seen.append((guidance, None if uncond is None else tuple(uncond[0].shape), tuple(tokens.shape)))
-        return real(model, tokens, pooled, *args, uncond=uncond, guidance=guidance, **kwargs)
+    def spy(model, tokens, pooled, *args, uncond=None, guidance=1.0, flow_dit=False, **kwargs):
+        seen.append((guidance, None if uncond is None else tuple(uncond[0].shape), tuple(tokens.shape), flow_dit))
+        return real(model, tokens, pooled, *args, uncond=uncond, guidance=guidance, flow_dit=flow_dit, **kwargs)
     monkeypatch.setattr(measure.generate, "sample", spy)
     common = ["--classifier", str(classifier_run), "--in-dist", "2", "--per-heldout", "0", "--seconds", "1",
               "--batch", "2"]
     r = evaluate.main(["--model", str(TINY), "--guidance", "2.5", "--json", str(tmp_path / "g.json")] + common)
     assert r["guidance"] == 2.5 and "guidance 2.5" in capsys.readouterr().out
     assert len(seen) == 1 and seen[0][0] == 2.5 and seen[0][1] == seen[0][2] and seen[0][2][0] == 2
+    assert seen[0][3] is False  # the fixture folder names no flow DiT
+    # a run folder's flow DiT is sampled at d = 0, as flow trains it
+    seen.clear()
+    evaluate.main(["--model", str(toy_dit_run(tmp_path / "flow-run", stage="flow")), "--steps", "1",
+                   "--json", str(tmp_path / "f.json")] + common)
+    assert [x[3] for x in seen] == [True]
     seen.clear()
     meta = strip.main(["--model", str(TINY), "--out", str(tmp_path / "s.png"), "--prompt", "a red ball",
                        "--seconds", "1", "--cols", "2", "--guidance", "2.5"])

@@ -226,6 +226,14 @@ def test_sample_streams_what_the_whole_clip_decoder_gives():
         tt = torch.full((1, d.chunk_frames), 1 - i / 2)
         x = x - 0.5 * m.dit.forward_chunk(x, tt, torch.full_like(tt, 0.5), tokens, pooled, 0)
     assert torch.allclose(x, lat[0], atol=1e-6)
+    # a flow DiT (trained at d = 0 only) is sampled at d = 0 whatever the step size
+    flow = []
+    sample(m, tokens, pooled, 1, 2, noise=noise, flow_dit=True, on_chunk=lambda c: flow.append(c.latent))
+    x = noise[0]
+    for i in range(2):
+        tt = torch.full((1, d.chunk_frames), 1 - i / 2)
+        x = x - 0.5 * m.dit.forward_chunk(x, tt, torch.zeros_like(tt), tokens, pooled, 0)
+    assert torch.allclose(x, flow[0], atol=1e-6) and (flow[0] - lat[0]).abs().max() > 1e-3
 
 
 def test_training_init_is_a_noop_velocity():

@@ -387,3 +387,34 @@ def test_cpu_bf16_trains_in_bf16_autocast_and_plain_cpu_in_f32(tmp_path, monkeyp
         assert seen == {"Decoder": {dtype}, "DiT": {dtype}}, (flags, seen)
         last = json.loads((Path(run) / "log.jsonl").read_text().splitlines()[-1])
         assert math.isfinite(last["loss"]), last
+
+
+def test_t_shift_moves_chunk_noise_levels_towards_pure_noise(tmp_path, monkeypatch):
+    """--t-shift S trains the chunks' noise levels as drawn, mapped by s t / (1 + (s - 1) t): the
+    same draws, far more of them near t = 1 where the sampler starts, and recorded in the checkpoint."""
+    import train
+
+    draws = {}
+    for s in (1.0, 3.0):
+        torch.manual_seed(0)
+        draws[s], _ = train.chunk_mask_and_t(8192, 2, 0.0, None, "cpu", t_shift=s)
+    torch.testing.assert_close(draws[3.0], train.shift_t(draws[1.0], 3.0))
+    assert float((draws[1.0] >= 0.875).float().mean()) < 0.04
+    assert 0.15 < float((draws[3.0] >= 0.875).float().mean()) < 0.25
+    ends = train.shift_t(torch.tensor([0.0, 0.5, 1.0]), 3.0)
+    torch.testing.assert_close(ends, torch.tensor([0.0, 0.75, 1.0]))
+    run = tmp_path / "run"
+    _run("autoencoder", "--run", str(run), "--steps", "1")
+    shifts = []
+    real = train.chunk_mask_and_t
+
+    def spy(*args, t_shift=1.0, **kwargs):
+        shifts.append(t_shift)
+        return real(*args, t_shift=t_shift, **kwargs)
+    monkeypatch.setattr(train, "chunk_mask_and_t", spy)
+    train.main(["flow", "--run", str(run), "--toy", "--threads", "1", "--steps", "1", "--t-shift", "3"])
+    assert shifts and set(shifts) == {3.0}
+    assert json.loads((run / "flow" / "state.json").read_text())["t_shift"] == 3.0
+    bad = subprocess.run([sys.executable, str(HERE / "train.py"), "flow", "--run", str(run), "--toy", "--steps", "1",
+                          "--t-shift", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--t-shift 0.0: give a shift > 0" in bad.stderr
