@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use crate::KinemaError;
 use crate::decode::DecoderState;
-use crate::denoise::{KvCache, chunk_noise};
+use crate::denoise::{DitText, KvCache, chunk_noise};
 use crate::model::KinemaModel;
 
 /// The longest clip the model was designed for, in seconds (the training length).
@@ -238,6 +238,16 @@ impl KinemaModel {
         let unread = self.tokenizer.unread_tail(&request.prompt)?;
         let text = self.encode_prompt(&request.prompt)?;
         let text = self.dit.prepare_text(&text);
+        // Classifier-free guidance: the empty caption's own text and cache (its keys and values
+        // depend on the text), run as a second pass of every step and cache fill.
+        let mut unconditional = match self.manifest.training.guidance() {
+            Some(scale) => Some(Unconditional {
+                scale,
+                text: self.dit.prepare_text(&self.encode_prompt("")?),
+                cache: KvCache::new(cfg.window_chunks),
+            }),
+            None => None,
+        };
         if let Some((k, _)) = text_sync_handle(&text) {
             sync(&k).await?;
         }
@@ -272,8 +282,12 @@ impl KinemaModel {
                 }
                 let stage = Instant::now();
                 let t = vec![1.0 - step as f32 * dt; cfg.chunk_frames];
-                let d = vec![dt; cfg.chunk_frames];
-                let v = self.dit.velocity(x.clone(), &t, &d, &text, f0, &cache);
+                let d = vec![self.manifest.training.step_size_input(dt); cfg.chunk_frames];
+                let mut v = self.dit.velocity(x.clone(), &t, &d, &text, f0, &cache);
+                if let Some(u) = &unconditional {
+                    let v_u = self.dit.velocity(x.clone(), &t, &d, &u.text, f0, &u.cache);
+                    v = v_u.clone() + (v - v_u) * u.scale;
+                }
                 x = x - v * dt;
                 sync(&x).await?;
                 let ms = millis_since(stage);
@@ -313,6 +327,10 @@ impl KinemaModel {
                     return Err(KinemaError::Cancelled);
                 }
                 let stage = Instant::now();
+                if let Some(u) = &mut unconditional {
+                    let recorded = self.dit.cache_entry(x.clone(), &u.text, f0, &u.cache);
+                    u.cache.push(recorded);
+                }
                 let recorded = self.dit.cache_entry(x, &text, f0, &cache);
                 if let Some((_, v)) = recorded.last() {
                     sync(v).await?;
@@ -329,7 +347,14 @@ impl KinemaModel {
     }
 }
 
-fn text_sync_handle(text: &crate::denoise::DitText) -> Option<(Tensor<4>, Tensor<4>)> {
+/// The unconditional half of classifier-free guidance.
+struct Unconditional {
+    scale: f32,
+    text: DitText,
+    cache: KvCache,
+}
+
+fn text_sync_handle(text: &DitText) -> Option<(Tensor<4>, Tensor<4>)> {
     text.first_cross_kv()
 }
 

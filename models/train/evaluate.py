@@ -172,9 +172,10 @@ def main(argv=None):
     ap.add_argument("--prompt-seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None,
                     help="Euler steps per chunk (default: the model's training.sampler_steps, else 2, as the Rust CLI)")
-    ap.add_argument("--guidance", type=float, default=1.0,
-                    help="classifier-free guidance scale for a flow DiT, which has none baked in (1 = none; the "
-                         "shortcut stage bakes in train.py --guidance, 3): each Euler step costs a second pass")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance scale for a flow DiT, which has none baked in (default: the model "
+                         "folder's training.sampler_guidance, as the Rust sampler, else 1 = none; the shortcut stage "
+                         "bakes in train.py --guidance, 3): each Euler step costs a second pass")
     ap.add_argument("--batch", type=int, default=8, help="clips generated / rendered / classified at once")
     ap.add_argument("--json", help="write the results here (default runs/eval/<generated|reference>.json)")
     ap.add_argument("--rescore", help="a result JSON of these --prompts: judge its per-prompt classes again")
@@ -200,9 +201,9 @@ def main(argv=None):
         return r
     if not args.classifier or not (args.model or args.reference):
         ap.error("give --classifier and --model (or --reference)")
-    if args.guidance != 1.0 and args.reference:
+    if args.guidance is not None and args.reference:
         ap.error("--guidance is a sampler setting: it needs --model, not --reference")
-    if not args.guidance > 0:
+    if args.guidance is not None and not args.guidance > 0:
         ap.error(f"--guidance {args.guidance}: give a scale > 0 (1 = none)")
     if args.through_ae and not args.reference:
         ap.error("--through-ae reads rendered clips: give it with --reference")
@@ -234,17 +235,18 @@ def main(argv=None):
             desc = (f"rendered clips through the autoencoder {args.through_ae} (step {ae_state['step']}"
                     f"{', toy' if ae_state.get('toy') else ''})")
     else:
-        from measure.generate import clip_chunks, is_flow_dit, load_generator, steps_to_use
+        from measure.generate import clip_chunks, guidance_to_use, is_flow_dit, load_generator, steps_to_use
         model, tok, info = load_generator(Path(args.model), dev)
         steps, steps_from = steps_to_use(args.steps, info)
+        guidance, guidance_from = guidance_to_use(args.guidance, info)
         vc = model.cfg.video
         if (vc.height, vc.width) != (H, W):
             print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
-        source = generated(entries, model, tok, chunks, steps, args.batch, frames, args.guidance, is_flow_dit(info))
+        source = generated(entries, model, tok, chunks, steps, args.batch, frames, guidance, is_flow_dit(info))
         cut = sum(tok.is_cut(e["prompt"]) for e in entries)
-        guided = f", guidance {args.guidance:g}" if args.guidance != 1.0 else ""
+        guided = f", guidance {guidance:g} ({guidance_from})" if guidance != 1.0 else ""
         desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "
                 f"({steps_from}){guided}, {chunks} chunks; {cut} of {len(entries)} prompts longer than the "
                 f"{model.cfg.text.max_text_tokens} tokens it reads")
@@ -258,7 +260,7 @@ def main(argv=None):
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
               "frames": frames, "size": [W, H], "steps": None if args.reference else steps,
-              "guidance": None if args.reference else args.guidance,
+              "guidance": None if args.reference else guidance,
               "prompts_cut": None if args.reference else cut,
               "feature_dim": clf.cfg.features, "device": str(dev),
               "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},

@@ -41,6 +41,9 @@ MODELS = HERE.parent
 LICENSE = default_folder.LICENSE
 VERSION = default_folder.VERSION
 
+# The guidance of the guided sampling case: not 1 (no second pass) nor the usual 3, so that a
+# sampler that ignored or hard-coded it would fail.
+GUIDED_SCALE = 2.5
 TINY_PROMPTS = ["a red ball bounces on the grass", "snowboarder under falling snow at night", ""]
 MINILM_SENTENCES = [
     "a cat walking through a spring garden",
@@ -209,10 +212,28 @@ def cmd_fixtures_tiny(args) -> None:
         cases["generate.frames"] = gen(model)
         errs["generate.frames"] = _f64_error(model, gen)
 
+        # A flow DiT sampled with classifier-free guidance (manifest training.dit_from = flow,
+        # sampler_guidance = GUIDED_SCALE): d = 0 and a second pass against the empty caption.
+        # The batch pads the empty caption to the prompt's length under a mask, as evaluate.py
+        # does; the Rust side encodes it alone, unpadded: the two must agree.
+        ids_b, mask_b = tok.batch([TINY_PROMPTS[0], ""])
+
+        def gen_guided(m):
+            dt = m.dit.patch_embed.weight.dtype
+            tk, pl = m.text(ids_b, mask_b)
+            tk, pl = tk.to(dt), pl.to(dt)
+            return sample(m, tk[:1], pl[:1], n_chunks, steps, noise=[n.to(dt) for n in noise],
+                          text_mask=mask_b[:1], flow_dit=True, guidance=GUIDED_SCALE,
+                          uncond=(tk[1:], pl[1:], mask_b[1:]))[0]
+
+        cases["generate_guided.frames"] = gen_guided(model)
+        errs["generate_guided.frames"] = _f64_error(model, gen_guided)
+
     cases = {k: v.contiguous() for k, v in cases.items()}
     path = out / "cases.safetensors"
     save_deterministic(to_numpy_state(cases), path, metadata={
         "prompts": json.dumps(TINY_PROMPTS), "steps": str(steps), "chunks": str(n_chunks),
+        "guided_scale": str(GUIDED_SCALE),
         "seed": str(args.seed), "generated_by": "models/train/export.py fixtures-tiny"})
     print(f"wrote {path} ({path.stat().st_size} bytes, {len(cases)} tensors)")
     fr = cases["generate.frames"]

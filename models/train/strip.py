@@ -22,7 +22,8 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 
-from measure.generate import clip_chunks, generate, is_flow_dit, load_generator, steps_to_use  # noqa: E402
+from measure.generate import (clip_chunks, generate, guidance_to_use, is_flow_dit, load_generator,  # noqa: E402
+                              steps_to_use)
 from measure.prompts import read_prompts, spec_of  # noqa: E402
 from world.clips import render_clips  # noqa: E402
 from world.preview import contact_sheet, write_png  # noqa: E402
@@ -49,8 +50,9 @@ def main(argv=None):
     ap.add_argument("--cols", type=int, default=6)
     ap.add_argument("--steps", type=int, default=None,
                     help="Euler steps per chunk (default: the model's training.sampler_steps, else 2)")
-    ap.add_argument("--guidance", type=float, default=1.0,
-                    help="classifier-free guidance for a flow DiT (1 = none; evaluate.py --guidance)")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance for a flow DiT (default: the model's training.sampler_guidance, "
+                         "else 1 = none; evaluate.py --guidance)")
     ap.add_argument("--seed", type=int, default=0, help="noise seed of --prompt rows (prompt files carry their own)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=0)
@@ -59,17 +61,18 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.reference and not args.prompts:
         ap.error("--reference needs --prompts (a free-text prompt has no clip spec to render)")
-    if not args.guidance > 0:
+    if args.guidance is not None and not args.guidance > 0:
         ap.error(f"--guidance {args.guidance}: give a scale > 0 (1 = none)")
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, tok, info = load_generator(Path(args.model), dev)
     steps, steps_from = steps_to_use(args.steps, info)
-    print(f"Euler steps per chunk: {steps} ({steps_from})")
+    guidance, guidance_from = guidance_to_use(args.guidance, info)
+    print(f"Euler steps per chunk: {steps} ({steps_from}); guidance {guidance:g} ({guidance_from})")
     entries = read_prompts(args.prompts)[:args.first] if args.prompts else [
         {"prompt": p, "seed": args.seed + i} for i, p in enumerate(args.prompt or SHOWCASE)]
     frames = round(args.seconds * FPS)
     video = generate(model, tok, [e["prompt"] for e in entries], [e["seed"] for e in entries],
-                     clip_chunks(model, args.seconds), steps, guidance=args.guidance,
+                     clip_chunks(model, args.seconds), steps, guidance=guidance,
                      flow_dit=is_flow_dit(info))[:, :frames].cpu()
     rows = [{"row": i, "kind": "generated", "prompt": e["prompt"]} for i, e in enumerate(entries)]
     if args.reference:
@@ -85,7 +88,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     write_png(str(out), contact_sheet(video, args.cols))
     meta = {"model": str(args.model), "model_id": info["id"], "trained": info["trained"], "steps": steps,
-            "guidance": args.guidance, "seconds": frames / FPS, "cols": args.cols, "rows": rows}
+            "guidance": guidance, "seconds": frames / FPS, "cols": args.cols, "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {out} ({len(rows)} rows x {args.cols} frames) and {out.with_suffix('.json')}")
     return meta

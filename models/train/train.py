@@ -711,25 +711,31 @@ def sampler_steps(dit_stage: str) -> int:
     return 4 if dit_stage == "shortcut" else 32
 
 
+def export_training(dit_stage: str, dit_state: dict, args) -> dict:
+    """The manifest's `training` object, which tells the runtimes how to sample the DiT. A flow DiT
+    saw step-size input 0 alone and has no guidance in its weights, so the runtimes pass it d = 0
+    and apply `--guidance` as classifier-free guidance (`sampler_guidance`, a second pass per
+    step); a shortcut DiT reads its step size and carries the guidance it was distilled with."""
+    training = {"dit_from": dit_stage, "dit_step": dit_state["step"],
+                "sampler_steps": args.sampler_steps or sampler_steps(dit_stage)}
+    if dit_stage == "flow":
+        training["sampler_guidance"] = args.guidance
+    else:
+        training["guidance_baked"] = dit_state.get("guidance")
+    return training
+
+
 def export(args):
     """Assemble the shipped model folder from the run's checkpoints with the exporter's own
     writer (kinema.folder.write_model_folder), so the format stays one implementation."""
     from kinema.folder import write_model_folder
     from kinema.model import to_numpy_state
-    if not has_checkpoint(Path(args.run) / "shortcut"):
-        # the runtimes (Rust, the page) pass each step's size as d, which only the shortcut stage
-        # trains; a flow DiT saw d = 0 alone and reads 1/K off its training (kinema.model.sample)
-        raise SystemExit(f"{args.run}: no shortcut/ checkpoint to export. A flow DiT is sampled at d = 0, which "
-                         "the Rust runtime does not do; train the shortcut stage from it first, and read a flow "
-                         "DiT with evaluate.py or strip.py on the run folder")
     cfg, state, dit_dir, dst = shipped_state(Path(args.run), args.toy)
     manifest = write_model_folder(Path(args.out), cfg, to_numpy_state(state), dtype=args.dtype,
                                   tokenizer=tokenizer_path(),
                                   model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",
                                   trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
-                                  extra={"training": {"dit_from": dit_dir.name, "dit_step": dst["step"],
-                                                      "sampler_steps": sampler_steps(dit_dir.name),
-                                                      "guidance_baked": dst.get("guidance")},
+                                  extra={"training": export_training(dit_dir.name, dst, args),
                                          **({"notice": args.notice} if args.notice else {})})
     print(f"wrote {args.out}: {len(manifest['files'])} files")
     return manifest
@@ -756,7 +762,11 @@ def main(argv=None):
                          "1 = logit-normal as drawn, 3 puts a fifth of chunks at t >= 0.875)")
     ap.add_argument("--clean-prefix", type=float, default=0.3, help="share of samples with clean leading chunks")
     ap.add_argument("--teacher-forced", type=float, default=0.0, help="share of flow steps using forward_teacher_forced")
-    ap.add_argument("--guidance", type=float, default=3.0, help="CFG scale baked in by the shortcut stage")
+    ap.add_argument("--guidance", type=float, default=3.0,
+                    help="CFG scale baked in by the shortcut stage; export of a flow DiT: the scale the runtimes "
+                         "apply (the manifest's training.sampler_guidance; 1 = none)")
+    ap.add_argument("--sampler-steps", type=int, default=None,
+                    help="export: Euler steps per chunk the runtimes default to (shortcut 4, flow 32)")
     ap.add_argument("--ae-noise", type=float, default=0.1,
                     help="max std of noise on the decoder's input latents (README: \"Forgiving the DiT's errors\")")
     ap.add_argument("--latent-reg", type=float, default=0.05)
@@ -795,6 +805,10 @@ def main(argv=None):
     if args.stage == "export":
         if not args.out:
             ap.error("export needs --out")
+        if not 0 <= args.guidance <= 20:
+            ap.error(f"--guidance {args.guidance}: the runtimes take 0 to 20 (1 = none)")
+        if args.sampler_steps is not None and not 1 <= args.sampler_steps <= 64:
+            ap.error(f"--sampler-steps {args.sampler_steps}: the runtimes take 1 to 64")
         if args.notice is not None and not (args.notice.strip() and len(args.notice) <= 500):
             ap.error("--notice takes a sentence or two of text, at most 500 characters (the page refuses more)")
         return export(args)

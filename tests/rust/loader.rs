@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::tiny_dir;
-use kinema::weights::{Manifest, WeightLoader, WeightsError};
+use kinema::weights::{DitStage, Manifest, WeightLoader, WeightsError};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -207,4 +207,47 @@ fn the_training_sampler_steps_are_read_and_checked() {
         err.to_string().contains("training.sampler_steps is 0"),
         "{err}"
     );
+}
+
+#[test]
+fn the_dit_stage_and_guidance_are_read_and_checked() {
+    let (mut manifest, files) = folder();
+    manifest["training"] = serde_json::json!({"dit_from": "shortcut", "guidance_baked": 3.0});
+    let training = Manifest::parse(manifest.to_string().as_bytes())
+        .unwrap()
+        .training;
+    assert_eq!(training.dit_from, Some(DitStage::Shortcut));
+    assert_eq!(
+        training.guidance(),
+        None,
+        "a shortcut DiT's guidance is baked in"
+    );
+    assert_eq!(training.step_size_input(0.25), 0.25);
+
+    manifest["training"] = serde_json::json!({"dit_from": "flow", "sampler_guidance": 3.0});
+    let training = Manifest::parse(manifest.to_string().as_bytes())
+        .unwrap()
+        .training;
+    assert_eq!(training.guidance(), Some(3.0));
+    assert_eq!(
+        training.step_size_input(0.25),
+        0.0,
+        "flow trained at d = 0 only"
+    );
+
+    manifest["training"]["sampler_guidance"] = 1.0.into();
+    let training = Manifest::parse(manifest.to_string().as_bytes())
+        .unwrap()
+        .training;
+    assert_eq!(training.guidance(), None, "guidance 1 needs no second pass");
+
+    manifest["training"]["sampler_guidance"] = (-2.0).into();
+    let err = load(&manifest, &files).unwrap_err();
+    assert!(
+        err.to_string().contains("training.sampler_guidance is -2"),
+        "{err}"
+    );
+    manifest["training"] = serde_json::json!({"dit_from": "meanflow"});
+    let err = load(&manifest, &files).unwrap_err();
+    assert!(err.to_string().contains("meanflow"), "{err}");
 }

@@ -13,6 +13,7 @@ use kinema::decode::DecoderState;
 use kinema::denoise::KvCache;
 use kinema::model::load_folder;
 use kinema::pipeline::{CancelFlag, GenerateRequest, GenerationEvent, NoiseSource};
+use kinema::weights::DitStage;
 
 const TEXT_TOL: f32 = 1e-5;
 const DIT_TOL: f32 = 1e-4;
@@ -128,9 +129,9 @@ fn decoder_stream_matches_pytorch() {
     );
 }
 
-#[test]
-fn whole_generation_matches_pytorch() {
-    let (model, cases) = setup();
+/// Runs the fixture's whole generation (its prompt, steps, chunks and noise) and returns the
+/// frames, checking the events and timings on the way.
+fn generate_fixture(model: &kinema::KinemaModel, cases: &Cases) -> Vec<f32> {
     let chunks: usize = cases.metadata["chunks"].parse().unwrap();
     let steps: usize = cases.metadata["steps"].parse().unwrap();
     let noise = (0..chunks)
@@ -156,10 +157,43 @@ fn whole_generation_matches_pytorch() {
     assert_eq!(report.chunks[0].denoise_steps_ms.len(), steps);
     assert!(report.chunks[0].cache_fill_ms.is_some());
     assert!(report.chunks[chunks - 1].cache_fill_ms.is_none());
+    frames
+}
+
+#[test]
+fn whole_generation_matches_pytorch() {
+    let (model, cases) = setup();
+    assert_eq!(model.manifest.training.dit_from, None);
+    assert_eq!(model.manifest.training.guidance(), None);
+    let frames = generate_fixture(&model, &cases);
     assert_close(
         "generate.frames",
         &frames,
         &cases.values("generate.frames"),
         GENERATE_TOL,
+    );
+}
+
+/// A flow DiT with classifier-free guidance, as its manifest would say: step-size input 0 and a
+/// second pass against the empty caption, which PyTorch padded under a mask and Rust encodes alone.
+#[test]
+fn guided_flow_generation_matches_pytorch() {
+    let (mut model, cases) = setup();
+    let scale: f32 = cases.metadata["guided_scale"].parse().unwrap();
+    model.manifest.training.dit_from = Some(DitStage::Flow);
+    model.manifest.training.sampler_guidance = Some(scale);
+    let frames = generate_fixture(&model, &cases);
+    let expected = cases.values("generate_guided.frames");
+    assert_close("generate_guided.frames", &frames, &expected, GENERATE_TOL);
+    // The guided clip is another clip: a sampler that ignored the manifest would fail above.
+    let unguided = cases.values("generate.frames");
+    let apart = expected
+        .iter()
+        .zip(&unguided)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        apart > 100.0 * GENERATE_TOL,
+        "guided and unguided differ by {apart}"
     );
 }

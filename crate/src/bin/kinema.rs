@@ -133,6 +133,9 @@ fn load(model: &Path, device: &Device) -> Result<KinemaModel, KinemaError> {
     if let Some(notice) = &model.manifest.notice {
         eprintln!("note: {notice}");
     }
+    if let Some(scale) = model.manifest.training.guidance() {
+        eprintln!("guidance: {scale} against the empty caption (two DiT passes per step)");
+    }
     Ok(model)
 }
 

@@ -37,6 +37,43 @@ pub struct Training {
     /// names none.
     #[serde(default)]
     pub sampler_steps: Option<usize>,
+    /// The training stage the DiT's weights come from (absent: `shortcut`).
+    #[serde(default)]
+    pub dit_from: Option<DitStage>,
+    /// Classifier-free guidance the sampler applies at every step, `v_u + g (v_c − v_u)` against
+    /// the empty caption that caption dropout trained, at twice the cost of a step. Absent (or 1):
+    /// none, as for a shortcut DiT, whose guidance is baked into its weights.
+    #[serde(default)]
+    pub sampler_guidance: Option<f32>,
+}
+
+/// The most guidance a manifest may ask for: beyond a few units CFG only oversaturates.
+pub const MAX_GUIDANCE: f32 = 20.0;
+
+/// Which objective trained the DiT, and so what its step-size input means.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DitStage {
+    /// Rectified flow: trained only at step-size input 0, the instantaneous velocity.
+    Flow,
+    /// The few-step objective: reads the size of the step it is asked to take.
+    Shortcut,
+}
+
+impl Training {
+    /// The DiT's step-size input for Euler steps of size `dt`. A flow DiT never saw any but 0,
+    /// and fed `dt` its estimates were 6–24 % worse (models/train/README.md, session 30).
+    pub fn step_size_input(&self, dt: f32) -> f32 {
+        match self.dit_from {
+            Some(DitStage::Flow) => 0.0,
+            Some(DitStage::Shortcut) | None => dt,
+        }
+    }
+
+    /// The guidance scale when the sampler must run the extra unconditional pass.
+    pub fn guidance(&self) -> Option<f32> {
+        self.sampler_guidance.filter(|&g| g != 1.0)
+    }
 }
 
 /// The `architecture` object: every size the networks are built from.
@@ -118,6 +155,13 @@ impl Manifest {
             return bad(format!(
                 "training.sampler_steps is {steps}; a sampler takes 1 to {}",
                 crate::pipeline::MAX_STEPS
+            ));
+        }
+        if let Some(g) = self.training.sampler_guidance
+            && !(0.0..=MAX_GUIDANCE).contains(&g)
+        {
+            return bad(format!(
+                "training.sampler_guidance is {g}; guidance runs from 0 to {MAX_GUIDANCE}"
             ));
         }
         let arch = &self.architecture;

@@ -9,4 +9,6 @@ mod manifest;
 
 pub use error::WeightsError;
 pub use loader::{LoadedTensor, WeightLoader, Weights};
-pub use manifest::{Architecture, FileEntry, Manifest, Role, VideoConfig};
+pub use manifest::{
+    Architecture, DitStage, FileEntry, MAX_GUIDANCE, Manifest, Role, Training, VideoConfig,
+};

@@ -22,7 +22,8 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         tok_path = path / "tokenizer.json"
         info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"],
                 "sampler_steps": manifest.get("training", {}).get("sampler_steps"),
-                "dit_from": manifest.get("training", {}).get("dit_from")}
+                "dit_from": manifest.get("training", {}).get("dit_from"),
+                "sampler_guidance": manifest.get("training", {}).get("sampler_guidance")}
     elif (path / "ae" / "state.json").exists():
         import train  # the run's own assembly of text + decoder + DiT, as export writes it
         from train_io import load_checkpoint
@@ -52,6 +53,18 @@ def steps_to_use(requested: int | None, info: dict) -> tuple[int, str]:
     if info.get("sampler_steps"):
         return int(info["sampler_steps"]), "the model's training.sampler_steps"
     return FALLBACK_STEPS, "default; the model names no sampler_steps"
+
+
+def guidance_to_use(requested: float | None, info: dict) -> tuple[float, str]:
+    """Classifier-free guidance and where it came from: the caller's, else the model folder's
+    training.sampler_guidance (what the Rust sampler applies), else 1 (none)."""
+    if requested is not None:
+        if not requested > 0:
+            raise SystemExit(f"--guidance {requested}: give a scale > 0 (1 = none)")
+        return requested, "--guidance"
+    if info.get("sampler_guidance") is not None:
+        return float(info["sampler_guidance"]), "the model's training.sampler_guidance"
+    return 1.0, "none"
 
 
 def clip_chunks(model: Kinema, seconds: float) -> int:

@@ -448,14 +448,38 @@ def toy_dit_run(run: Path, stage: str = "shortcut") -> Path:
     return run
 
 
-def test_export_refuses_a_flow_dit_the_runtime_would_sample_off_its_training(tmp_path, capsys):
-    """The Rust runtime feeds each step's size to the DiT as d; only the shortcut stage trains that
-    input, so a run without one is not exported."""
+def test_export_of_a_flow_dit_tells_the_runtimes_to_sample_it_at_d_0_with_guidance(tmp_path):
+    """A flow DiT saw step-size input 0 alone and has no guidance in its weights: its manifest says
+    so (training.dit_from, sampler_guidance), and the eval reads a folder as the Rust sampler
+    does: d = 0 and the folder's guidance unless --guidance says otherwise. A shortcut export
+    records the guidance baked in and asks for none."""
     import train
+    from measure.generate import guidance_to_use, is_flow_dit, load_generator
     run = toy_dit_run(tmp_path / "run", stage="flow")
-    with pytest.raises(SystemExit, match="no shortcut/ checkpoint to export"):
-        train.main(["export", "--run", str(run), "--out", str(tmp_path / "out"), "--toy"])
-    assert not (tmp_path / "out").exists()
+    out = tmp_path / "flow-model"
+    train.main(["export", "--run", str(run), "--out", str(out), "--toy", "--guidance", "2.5",
+                "--sampler-steps", "8"])
+    training = json.loads((out / "manifest.json").read_text())["training"]
+    assert training == {"dit_from": "flow", "dit_step": 3, "sampler_steps": 8, "sampler_guidance": 2.5}
+    _, _, info = load_generator(out)
+    assert is_flow_dit(info)
+    assert guidance_to_use(None, info) == (2.5, "the model's training.sampler_guidance")
+    assert guidance_to_use(1.0, info) == (1.0, "--guidance")
+    with pytest.raises(SystemExit, match="give a scale > 0"):
+        guidance_to_use(0.0, info)
+
+    run = toy_dit_run(tmp_path / "run2")
+    out = tmp_path / "shortcut-model"
+    train.main(["export", "--run", str(run), "--out", str(out), "--toy"])
+    training = json.loads((out / "manifest.json").read_text())["training"]
+    assert training["dit_from"] == "shortcut" and training["sampler_steps"] == 4
+    assert "sampler_guidance" not in training
+    _, _, info = load_generator(out)
+    assert not is_flow_dit(info) and guidance_to_use(None, info) == (1.0, "none")
+    for bad in (["--guidance", "-1"], ["--sampler-steps", "0"]):
+        with pytest.raises(SystemExit):
+            train.main(["export", "--run", str(run), "--out", str(tmp_path / "bad"), "--toy", *bad])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
