@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from measure.attributes import ATTRS, hidden  # noqa: E402
 from measure.classifier import load_classifier  # noqa: E402
+from measure.partial import PartialReadings, partial_path  # noqa: E402
 from measure.metrics import (accuracy, clip_class, flicker_per_frame, flicker_summary,  # noqa: E402
                              frechet_distance, persistence)
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts  # noqa: E402
@@ -218,7 +219,10 @@ def main(argv=None):
     clf, cstate = load_classifier(Path(args.classifier), dev)
     H, W = clf.cfg.video_height, clf.cfg.video_width
     t0 = time.time()
-    fidelity = None
+    fidelity = partial = None
+    done = 0
+    mode = ("round_trip" if args.through_ae else "reference") if args.reference else "generated"
+    out = Path(args.json) if args.json else HERE / "runs" / "eval" / f"{mode}.json"
     if args.reference:
         # no chunks in a render: its "seams" are read at kinema-tiny's 1 s chunk boundaries
         source, desc, chunk = rendered(entries, None, H, W, args.batch, dev), "rendered clips (reference)", FPS
@@ -244,19 +248,39 @@ def main(argv=None):
             print(f"warning: the model makes {vc.width}x{vc.height}, the classifier was trained on {W}x{H} renders")
         chunks = clip_chunks(model, frames / FPS)
         chunk = 4 * model.cfg.dit.chunk_frames
-        source = generated(entries, model, tok, chunks, steps, args.batch, frames, guidance, is_flow_dit(info))
         cut = sum(tok.is_cut(e["prompt"]) for e in entries)
         guided = f", guidance {guidance:g} ({guidance_from})" if guidance != 1.0 else ""
         desc = (f"{info['id']} ({info['source']}, trained={info['trained']}), {steps} Euler steps "
                 f"({steps_from}){guided}, {chunks} chunks; {cut} of {len(entries)} prompts longer than the "
                 f"{model.cfg.text.max_text_tokens} tokens it reads")
-    clips = [c for video in source for c in read_clips(clf, video)]
+        partial = PartialReadings(partial_path(out), {
+            "model": str(Path(args.model).resolve()), "clips_from": desc, "dit_step": info.get("dit_step"), "ae_step": info.get("ae_step"),
+            "manifest_sha256": info.get("manifest_sha256"), "seeds": [e["seed"] for e in entries],
+            "classifier": str(Path(args.classifier).resolve()), "classifier_step": cstate["step"],
+            "frames": frames})
+        done = partial.done_for([e["prompt"] for e in entries])
+        if partial.discarded:
+            print(f"{partial.path}: readings {partial.discarded}; starting over", flush=True)
+        if done:
+            print(f"going on from the {done} of {len(entries)} clips read before ({partial.path}; delete it to "
+                  "start over)", flush=True)
+        source = generated(entries[done:], model, tok, chunks, steps, args.batch, frames, guidance, is_flow_dit(info))
+    clips = list(partial.clips) if partial else []
+    for video in source:
+        batch = read_clips(clf, video)
+        if partial:
+            partial.add(batch, [e["prompt"] for e in entries[len(clips):len(clips) + len(batch)]])
+        clips += batch
+        took = time.time() - t0
+        left = took / (len(clips) - done) * (len(entries) - len(clips))
+        print(f"{len(clips)} of {len(entries)} clips read, {took:.0f} s this run, about {left:.0f} s to go",
+              flush=True)
     t_clips = time.time() - t0
     fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
     r = summarise(clips, fresh, entries, chunk)
     if fidelity is not None:
         r["autoencoder"] = {"path": str(args.through_ae), "step": ae_state["step"], **fidelity.summary()}
-    r.update({"mode": ("round_trip" if fidelity else "reference") if args.reference else "generated", "clips_from": desc,
+    r.update({"mode": mode, "clips_from": desc,
               "model": None if args.reference else str(args.model), "classifier": str(args.classifier),
               "classifier_step": cstate["step"], "classifier_toy": cstate.get("toy"), "seconds": frames / FPS,
               "frames": frames, "size": [W, H], "steps": None if args.reference else steps,
@@ -264,6 +288,7 @@ def main(argv=None):
               "prompts_cut": None if args.reference else cut,
               "feature_dim": clf.cfg.features, "device": str(dev),
               "seconds_taken": {"clips": round(t_clips, 1), "total": round(time.time() - t0, 1)},
+              "clips_read_before": done,
               "per_prompt": [{"prompt": e["prompt"], "heldout": e["heldout"],
                               "pred": {a: ATTRS[a][c["pred"][a]] for a in ATTRS},
                               "persistence": float((c["subject_frames"] == ATTRS["subject"].index(e["attrs"]["subject"])).mean())}
@@ -271,9 +296,10 @@ def main(argv=None):
     head = (f"kinema eval: {desc}\nclassifier {args.classifier} (step {cstate['step']}{', toy' if cstate.get('toy') else ''}); "
             f"{len(entries)} prompts ({r['counts']['heldout']} held-out), {frames / FPS:g} s each at {W}x{H}, {dev}")
     print(table(r, head))
-    out = Path(args.json) if args.json else HERE / "runs" / "eval" / f"{r['mode']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=1) + "\n")
+    if partial:
+        partial.remove()
     print(f"wrote {out} ({time.time() - t0:.1f} s)")
     return r
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from kinema.folder import read_model_folder
+from kinema.folder import read_model_folder, sha256_file
 from kinema.model import Kinema, from_numpy_state, sample
 from kinema.text import PromptTokenizer
 
@@ -21,18 +21,20 @@ def load_generator(path: Path, device="cpu") -> tuple[Kinema, PromptTokenizer, d
         model.load_state_dict(from_numpy_state(state), strict=True)
         tok_path = path / "tokenizer.json"
         info = {"source": "model folder", "id": manifest["id"], "trained": manifest["trained"],
+                "manifest_sha256": sha256_file(path / "manifest.json"),  # names every shard's sha256
                 "sampler_steps": manifest.get("training", {}).get("sampler_steps"),
                 "dit_from": manifest.get("training", {}).get("dit_from"),
                 "sampler_guidance": manifest.get("training", {}).get("sampler_guidance")}
     elif (path / "ae" / "state.json").exists():
         import train  # the run's own assembly of text + decoder + DiT, as export writes it
         from train_io import load_checkpoint
-        toy = load_checkpoint(path / "ae", verify=False)[1].get("toy", False)
+        ae_state = load_checkpoint(path / "ae", verify=False)[1]
+        toy = ae_state.get("toy", False)
         cfg, state, dit_dir, dst = train.shipped_state(path, toy)
         model = Kinema(cfg)
         model.load_state_dict(state, strict=True)
         tok_path = train.tokenizer_path()
-        info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"],
+        info = {"source": "run folder", "id": f"{path.name}/{dit_dir.name}", "trained": True, "dit_step": dst["step"], "ae_step": ae_state["step"],
                 "sampler_steps": train.sampler_steps(dit_dir.name), "dit_from": dit_dir.name}
     else:
         raise SystemExit(f"{path}: neither a model folder (manifest.json) nor a run folder (ae/state.json)")

@@ -355,6 +355,51 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
     assert abs(ref["flicker"]["excess"]) < 0.5 * ref["flicker"]["rendered"]["mean"]
 
 
+def test_an_interrupted_eval_goes_on_from_the_clips_it_read(classifier_run, tmp_path, monkeypatch, capsys):
+    import evaluate
+    import measure.generate
+    common = ["--model", str(TINY), "--classifier", str(classifier_run), "--in-dist", "3", "--per-heldout", "1",
+              "--seconds", "1", "--batch", "5"]
+    whole = evaluate.main(common + ["--json", str(tmp_path / "whole.json")])
+    assert "13 of 13 clips read" in capsys.readouterr().out
+
+    out = tmp_path / "r.json"
+    partial = out.with_name("r.json.partial")
+    read, calls = evaluate.read_clips, []
+
+    def read_two_batches_then_stop(clf, video):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the session ends
+        return read(clf, video)
+
+    monkeypatch.setattr(evaluate, "read_clips", read_two_batches_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main(common + ["--json", str(out)])
+    assert not out.exists() and len(json.loads(partial.read_text())["clips"]) == 10
+    monkeypatch.setattr(evaluate, "read_clips", read)
+
+    # other settings never take the readings over
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(measure.generate, "generate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        evaluate.main(common + ["--json", str(out), "--steps", "3"])
+    assert "made with other settings; starting over" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert len(json.loads(partial.read_text())["clips"]) == 10  # nothing read there, nothing replaced
+
+    generate, asked = measure.generate.generate, []
+    monkeypatch.setattr(measure.generate, "generate", lambda m, t, prompts, *a, **k: asked.append(prompts) or
+                        generate(m, t, prompts, *a, **k))
+    r = evaluate.main(common + ["--json", str(out)])
+    text = capsys.readouterr().out
+    assert "going on from the 10 of 13 clips read before" in text, text
+    assert [len(p) for p in asked] == [3] and r["clips_read_before"] == 10, text
+    assert not partial.exists() and json.loads(out.read_text())["clips_read_before"] == 10
+    assert r["accuracy"] == whole["accuracy"] and r["persistence"] == whole["persistence"]
+    assert r["frechet"] == pytest.approx(whole["frechet"], rel=1e-4)
+    assert r["flicker"]["clips"]["mean"] == pytest.approx(whole["flicker"]["clips"]["mean"], rel=1e-5)
+
+
 def toy_autoencoder(folder: Path, stage: str = "autoencoder") -> torch.nn.ModuleDict:
     """A freshly initialised toy autoencoder saved as train.py saves one (bf16 shards)."""
     import train
