@@ -276,6 +276,8 @@ def main(argv=None):
         print(f"{len(clips)} of {len(entries)} clips read, {took:.0f} s this run, about {left:.0f} s to go",
               flush=True)
     t_clips = time.time() - t0
+    print(f"rendering and reading {len(entries)} fresh clips of the same prompts (the real side of the Fréchet "
+          "distance and the flicker floor)", flush=True)
     fresh = [c for video in rendered(entries, RESEED, H, W, args.batch, dev) for c in read_clips(clf, video)]
     r = summarise(clips, fresh, entries, chunk)
     if fidelity is not None:

@@ -361,7 +361,8 @@ def test_an_interrupted_eval_goes_on_from_the_clips_it_read(classifier_run, tmp_
     common = ["--model", str(TINY), "--classifier", str(classifier_run), "--in-dist", "3", "--per-heldout", "1",
               "--seconds", "1", "--batch", "5"]
     whole = evaluate.main(common + ["--json", str(tmp_path / "whole.json")])
-    assert "13 of 13 clips read" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "13 of 13 clips read" in text and "reading 13 fresh clips" in text
 
     out = tmp_path / "r.json"
     partial = out.with_name("r.json.partial")
