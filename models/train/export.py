@@ -52,6 +52,17 @@ MINILM_SENTENCES = [
     "Van Gogh swirls over a neon city at night: three red balls, two blue cars and a golden "
     "rocket race past a tiny bird, a fish and a very, very sleepy dog under heavy rain.",
     "Pixel-art basketball bouncing off the rim & backboard \u2014 caf\u00e9 na\u00efve 3D!",
+    # Longer than any max_text_tokens we ship (128), so that the truncation is held to
+    # sentence-transformers' too.
+    "In the style of manga ink, a long and winding story: a small orange cat wakes up in a spring "
+    "garden full of tulips, chases a yellow butterfly past the fountain, slips on the wet stones, "
+    "climbs an old apple tree, watches the sun go down behind the hills, and then, as the night "
+    "falls and the first snow begins, a skier, a speed skater and a snowboarder race down the "
+    "mountain while a golden rocket climbs into the sky, three blue birds circle the moon, a red "
+    "car drives along the coast road, a basketball bounces off the rim and the backboard, fish "
+    "swim in the dark harbour under heavy rain and fog, the camera pans slowly from left to right, "
+    "zooms in on the sleepy cat, follows the rocket, cuts to the beach at sunset, and ends on "
+    "the neon city, where everything starts all over again the next morning.",
 ]
 
 DTYPES = ("f16", "f32")
@@ -266,7 +277,11 @@ def cmd_fixtures_minilm(args) -> None:
             out[f"tokens.{k}"] = tokens[0].contiguous()
             out[f"pooled.{k}"] = pooled[0].contiguous()
             pooled_all.append(pooled[0])
-            print(f"  [{k}] {ids.shape[1]:2d} tokens  {s[:60]!r}")
+            print(f"  [{k}] {ids.shape[1]:3d} tokens  {s[:60]!r}")
+    longest = max(v.shape[0] for k, v in out.items() if k.startswith("ids."))
+    assert longest == cfg.text.max_text_tokens, (
+        f"no sentence reaches the {cfg.text.max_text_tokens}-token cut, so truncation goes "
+        f"untested (longest {longest}): lengthen MINILM_SENTENCES")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_deterministic(to_numpy_state(out), path, metadata={
@@ -283,7 +298,7 @@ def cmd_fixtures_minilm(args) -> None:
     st.max_seq_length = cfg.text.max_text_tokens  # the same truncation as kinema
     ref_emb = torch.tensor(st.encode(MINILM_SENTENCES))
     cos = torch.nn.functional.cosine_similarity(torch.stack(pooled_all), ref_emb, dim=-1)
-    print("  cosine to sentence-transformers model.encode (max_seq_length 32): "
+    print(f"  cosine to sentence-transformers model.encode (max_seq_length {cfg.text.max_text_tokens}): "
           + ", ".join(f"{c:.7f}" for c in cos.tolist())
           + f"  (min 1 - cos = {(1 - cos).max():.1e})")
     assert cos.min() > 0.999, cos
