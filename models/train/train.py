@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections import OrderedDict, deque
@@ -733,7 +734,7 @@ def export(args):
     cfg, state, dit_dir, dst = shipped_state(Path(args.run), args.toy)
     manifest = write_model_folder(Path(args.out), cfg, to_numpy_state(state), dtype=args.dtype,
                                   tokenizer=tokenizer_path(),
-                                  model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version="0.1.0",
+                                  model_id="kinema-tiny-toy" if args.toy else "kinema-tiny", version=args.model_version,
                                   trained=True, license="Apache-2.0 (text encoder) / MIT OR Apache-2.0 (rest)",
                                   extra={"training": export_training(dit_dir.name, dst, args),
                                          **({"notice": args.notice} if args.notice else {})})
@@ -789,6 +790,9 @@ def main(argv=None):
     ap.add_argument("--notice", default=None,
                     help="export: what users should be told about this model's clips (the manifest's notice; "
                          "decide it from the eval, at most 500 characters)")
+    ap.add_argument("--model-version", default=None,
+                    help="export: the manifest's version, which the CLI prints (semver: bump it for new weights; "
+                         "toy 0.0.0)")
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = 2 if args.toy else 200
@@ -805,6 +809,12 @@ def main(argv=None):
     if args.stage == "export":
         if not args.out:
             ap.error("export needs --out")
+        if args.model_version is None and args.toy:
+            args.model_version = "0.0.0"
+        if args.model_version is None:
+            ap.error("export needs --model-version, e.g. 0.2.0 (see the version in the shipped manifest and bump it)")
+        if not re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", args.model_version):
+            ap.error(f"--model-version {args.model_version!r}: give a semantic version such as 0.2.0 or 0.2.0-rc.1")
         if not 0 <= args.guidance <= 20:
             ap.error(f"--guidance {args.guidance}: the runtimes take 0 to 20 (1 = none)")
         if args.sampler_steps is not None and not 1 <= args.sampler_steps <= 64:

@@ -164,7 +164,9 @@ def build(out: Path = DEFAULT_OUT, *, wheel: Path | None = None, seed: int = SEE
             if missing or unexpected:
                 raise ValueError(f"{role}: missing {missing[:5]}, unexpected {unexpected[:5]}")
             files += folder.write_shards(out, role, [(n, parts[n]) for n, _ in spec[role]], dtype)
-    manifest = folder.write_manifest(out, cfg, files, model_id=MODEL_ID, version=VERSION,
+    # Kept trained weights keep the version their export gave them.
+    version = prev["version"] if kept else VERSION
+    manifest = folder.write_manifest(out, cfg, files, model_id=MODEL_ID, version=version,
                                      trained=trained, license=LICENSE, extra=extra)
     # Writing new trained weights changes the manifest on purpose; otherwise a change means this
     # machine did not reproduce the committed build, which `git diff` then shows.

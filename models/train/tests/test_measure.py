@@ -505,7 +505,9 @@ def test_export_of_a_flow_dit_tells_the_runtimes_to_sample_it_at_d_0_with_guidan
     out = tmp_path / "flow-model"
     train.main(["export", "--run", str(run), "--out", str(out), "--toy", "--guidance", "2.5",
                 "--sampler-steps", "8"])
-    training = json.loads((out / "manifest.json").read_text())["training"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["version"] == "0.0.0"  # a toy's
+    training = manifest["training"]
     assert training == {"dit_from": "flow", "dit_step": 3, "sampler_steps": 8, "sampler_guidance": 2.5}
     _, _, info = load_generator(out)
     assert is_flow_dit(info)
@@ -516,15 +518,20 @@ def test_export_of_a_flow_dit_tells_the_runtimes_to_sample_it_at_d_0_with_guidan
 
     run = toy_dit_run(tmp_path / "run2")
     out = tmp_path / "shortcut-model"
-    train.main(["export", "--run", str(run), "--out", str(out), "--toy"])
-    training = json.loads((out / "manifest.json").read_text())["training"]
+    train.main(["export", "--run", str(run), "--out", str(out), "--toy", "--model-version", "0.3.1-rc.1"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["version"] == "0.3.1-rc.1"
+    training = manifest["training"]
     assert training["dit_from"] == "shortcut" and training["sampler_steps"] == 4
     assert "sampler_guidance" not in training
     _, _, info = load_generator(out)
     assert not is_flow_dit(info) and guidance_to_use(None, info) == (1.0, "none")
-    for bad in (["--guidance", "-1"], ["--sampler-steps", "0"]):
+    for bad in (["--guidance", "-1"], ["--sampler-steps", "0"], ["--model-version", "v2"]):
         with pytest.raises(SystemExit):
             train.main(["export", "--run", str(run), "--out", str(tmp_path / "bad"), "--toy", *bad])
+    # A real export says which version it is: the CLI prints it, and 0.1.0 twice named two models.
+    with pytest.raises(SystemExit):
+        train.main(["export", "--run", str(run), "--out", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
 
 
