@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use crate::KinemaError;
 use crate::decode::DecoderState;
-use crate::denoise::{DitText, KvCache, chunk_noise};
+use crate::denoise::{DitText, KvCache, Pass, chunk_noise};
 use crate::model::KinemaModel;
 
 /// The longest clip the model was designed for, in seconds (the training length).
@@ -283,11 +283,21 @@ impl KinemaModel {
                 let stage = Instant::now();
                 let t = vec![1.0 - step as f32 * dt; cfg.chunk_frames];
                 let d = vec![self.manifest.training.step_size_input(dt); cfg.chunk_frames];
-                let mut v = self.dit.velocity(x.clone(), &t, &d, &text, f0, &cache);
-                if let Some(u) = &unconditional {
-                    let v_u = self.dit.velocity(x.clone(), &t, &d, &u.text, f0, &u.cache);
-                    v = v_u.clone() + (v - v_u) * u.scale;
-                }
+                let conditional = Pass {
+                    text: &text,
+                    cache: &cache,
+                };
+                let v = match &unconditional {
+                    None => self.dit.velocity(x.clone(), &t, &d, &text, f0, &cache),
+                    Some(u) => {
+                        let mut vs =
+                            self.dit
+                                .velocities(x.clone(), &t, &d, &[conditional, u.pass()], f0);
+                        let v_u = vs.pop().expect("two passes");
+                        let v_c = vs.pop().expect("two passes");
+                        v_u.clone() + (v_c - v_u) * u.scale
+                    }
+                };
                 x = x - v * dt;
                 sync(&x).await?;
                 let ms = millis_since(stage);
@@ -327,11 +337,18 @@ impl KinemaModel {
                     return Err(KinemaError::Cancelled);
                 }
                 let stage = Instant::now();
-                if let Some(u) = &mut unconditional {
-                    let recorded = self.dit.cache_entry(x.clone(), &u.text, f0, &u.cache);
-                    u.cache.push(recorded);
-                }
-                let recorded = self.dit.cache_entry(x, &text, f0, &cache);
+                let conditional = Pass {
+                    text: &text,
+                    cache: &cache,
+                };
+                let recorded = match &mut unconditional {
+                    None => self.dit.cache_entry(x, &text, f0, &cache),
+                    Some(u) => {
+                        let mut entries = self.dit.cache_entries(x, &[conditional, u.pass()], f0);
+                        u.cache.push(entries.pop().expect("two passes"));
+                        entries.pop().expect("two passes")
+                    }
+                };
                 if let Some((_, v)) = recorded.last() {
                     sync(v).await?;
                 }
@@ -352,6 +369,15 @@ struct Unconditional {
     scale: f32,
     text: DitText,
     cache: KvCache,
+}
+
+impl Unconditional {
+    fn pass(&self) -> Pass<'_> {
+        Pass {
+            text: &self.text,
+            cache: &self.cache,
+        }
+    }
 }
 
 fn text_sync_handle(text: &DitText) -> Option<(Tensor<4>, Tensor<4>)> {

@@ -10,7 +10,7 @@ mod common;
 
 use common::{Cases, assert_close, device, read, tiny_dir};
 use kinema::decode::DecoderState;
-use kinema::denoise::KvCache;
+use kinema::denoise::{KvCache, Pass};
 use kinema::model::load_folder;
 use kinema::pipeline::{CancelFlag, GenerateRequest, GenerationEvent, NoiseSource};
 use kinema::weights::DitStage;
@@ -100,6 +100,83 @@ fn dit_chunk0_and_chunk1_with_cache_match_pytorch() {
         &read(v1).1,
         &cases.values("dit.v1"),
         DIT_TOL,
+    );
+}
+
+/// Guidance runs the prompt's and the empty caption's passes through the DiT together. Held
+/// here to the one-pass path that the PyTorch cases above hold: two prompts of different
+/// lengths, each with its own cache, must give what they give one at a time.
+#[test]
+fn passes_run_together_equal_passes_run_alone() {
+    let (model, cases) = setup();
+    let dev = device();
+    let dit = &model.dit;
+    let texts = [cases.json_list("prompts")[0].as_str(), ""]
+        .map(|p| dit.prepare_text(&model.encode_prompt(p).unwrap()));
+    let window = dit.config().window_chunks;
+    let (mut alone, mut together) = (
+        [0, 1].map(|_| KvCache::new(window)),
+        [0, 1].map(|_| KvCache::new(window)),
+    );
+    let clean = cases.tensor::<4>("dit.clean0", &dev);
+    let entries = dit.cache_entries(
+        clean.clone(),
+        &[0, 1].map(|p| Pass {
+            text: &texts[p],
+            cache: &together[p],
+        }),
+        0,
+    );
+    for (p, entry) in entries.into_iter().enumerate() {
+        let single = dit.cache_entry(clean.clone(), &texts[p], 0, &alone[p]);
+        for (b, ((k, v), (k1, v1))) in entry.iter().zip(&single).enumerate() {
+            assert_close(
+                &format!("pass {p} block {b} keys"),
+                &read(k.clone()).1,
+                &read(k1.clone()).1,
+                1e-6,
+            );
+            assert_close(
+                &format!("pass {p} block {b} values"),
+                &read(v.clone()).1,
+                &read(v1.clone()).1,
+                1e-6,
+            );
+        }
+        together[p].push(entry);
+        alone[p].push(single);
+    }
+    let frames = dit.config().chunk_frames;
+    let (x, t, d) = (
+        cases.tensor::<4>("dit.x1", &dev),
+        cases.values("dit.t1"),
+        cases.values("dit.d1"),
+    );
+    let both = dit.velocities(
+        x.clone(),
+        &t,
+        &d,
+        &[0, 1].map(|p| Pass {
+            text: &texts[p],
+            cache: &together[p],
+        }),
+        frames,
+    );
+    assert_eq!(both.len(), 2);
+    let mut single = Vec::new();
+    for (p, v) in both.into_iter().enumerate() {
+        single.push(read(dit.velocity(x.clone(), &t, &d, &texts[p], frames, &alone[p])).1);
+        assert_close(&format!("pass {p} velocity"), &read(v).1, &single[p], 1e-5);
+    }
+    // The two prompts really steer the DiT apart, so a mix-up of passes would show above.
+    let apart = single[0]
+        .iter()
+        .zip(&single[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        apart > 1e-2,
+        "the prompt and the empty caption differ by only {apart}"
     );
 }
 

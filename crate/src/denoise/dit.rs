@@ -171,7 +171,21 @@ impl Dit {
         f0: usize,
         cache: &KvCache,
     ) -> Tensor<4> {
-        self.run(x, t, d, text, f0, cache, false).0
+        let mut out = self.velocities(x, t, d, &[Pass { text, cache }], f0);
+        out.pop().expect("one pass, one velocity")
+    }
+
+    /// [`Dit::velocity`] of the same chunk under several prompts (with their own caches), in one
+    /// pass over the weights: classifier-free guidance's conditional and unconditional halves.
+    pub fn velocities(
+        &self,
+        x: Tensor<4>,
+        t: &[f32],
+        d: &[f32],
+        passes: &[Pass<'_>],
+        f0: usize,
+    ) -> Vec<Tensor<4>> {
+        self.run(x, t, d, passes, f0, false).0
     }
 
     /// The KV-cache entry of a finished chunk: every block's keys and values from one pass
@@ -183,30 +197,40 @@ impl Dit {
         f0: usize,
         cache: &KvCache,
     ) -> BlockKv {
+        let mut out = self.cache_entries(clean, &[Pass { text, cache }], f0);
+        out.pop().expect("one pass, one entry")
+    }
+
+    /// [`Dit::cache_entry`] under several prompts, one entry per pass, in one pass over the
+    /// weights.
+    pub fn cache_entries(&self, clean: Tensor<4>, passes: &[Pass<'_>], f0: usize) -> Vec<BlockKv> {
         let zeros = vec![0.0; clean.dims()[0]];
-        let (_, recorded) = self.run(clean, &zeros, &zeros, text, f0, cache, true);
+        let (_, recorded) = self.run(clean, &zeros, &zeros, passes, f0, true);
         recorded.expect("recording was asked for")
     }
 
-    // One pass computes both the velocity and, when recording, the cache entry; the two public
-    // entry points above keep callers from mixing them up.
-    #[allow(clippy::too_many_arguments)]
+    // One pass computes both the velocity and, when recording, the cache entry; the public
+    // entry points above keep callers from mixing them up. Several passes share every
+    // token-wise layer (one matmul over all their tokens: on a GPU a guided step is then not
+    // twice the dispatches); only attention, which reads each pass's own cache and prompt, runs
+    // per pass.
     fn run(
         &self,
         x: Tensor<4>,
         t: &[f32],
         d: &[f32],
-        text: &DitText,
+        passes: &[Pass<'_>],
         f0: usize,
-        cache: &KvCache,
         record: bool,
-    ) -> (Tensor<4>, Option<BlockKv>) {
+    ) -> (Vec<Tensor<4>>, Option<Vec<BlockKv>>) {
         let cfg = &self.config;
         let device = x.device();
         let [frames, _, _, _] = x.dims();
         let n = cfg.tokens_per_frame();
         let dim = cfg.dim;
         let tokens = frames * n;
+        let count = passes.len();
+        let rows = count * frames;
 
         let t_emb = self.t_embed.1.forward(activation::silu(
             self.t_embed.0.forward(self.sincos(t, &device)),
@@ -214,77 +238,127 @@ impl Dit {
         let d_emb = self.d_embed.1.forward(activation::silu(
             self.d_embed.0.forward(self.sincos(d, &device)),
         ));
-        let c = t_emb + d_emb + text.pooled.clone();
+        let td = t_emb + d_emb;
+        let c = stack(
+            passes
+                .iter()
+                .map(|p| td.clone() + p.text.pooled.clone())
+                .collect(),
+        );
         let c_act = activation::silu(c);
-        let modulation = self.adaln.forward(c_act.clone()).reshape([frames, 6, dim]);
+        let modulation = self.adaln.forward(c_act.clone()).reshape([rows, 6, dim]);
         let (cos, sin) = rope::tables(cfg, f0, frames, &device);
 
-        let mut h = self
-            .patch_embed
-            .forward(self.patchify(x))
-            .reshape([frames, n, dim]);
-        let mut recorded = record.then(Vec::new);
+        let embedded = self.patch_embed.forward(self.patchify(x));
+        let mut h = stack(vec![embedded; count]).reshape([rows, n, dim]);
+        let mut recorded = record.then(|| vec![BlockKv::new(); count]);
+        let heads = cfg.heads;
+        let hd = cfg.head_dim();
         for (i, block) in self.blocks.iter().enumerate() {
             let m = modulation.clone() + block.scale_shift_table.clone().unsqueeze();
-            let part = |k: usize| m.clone().slice([0..frames, k..k + 1, 0..dim]);
+            let part = |k: usize| m.clone().slice([0..rows, k..k + 1, 0..dim]);
             let (shift_msa, scale_msa, gate_msa) = (part(0), part(1), part(2));
             let (shift_mlp, scale_mlp, gate_mlp) = (part(3), part(4), part(5));
 
             let a = layer_norm_plain(h.clone(), NORM_EPS) * (scale_msa + 1.0) + shift_msa;
-            let qkv = block.qkv.forward(a.reshape([tokens, dim]));
-            let heads = cfg.heads;
-            let hd = cfg.head_dim();
-            let qkv = qkv.reshape([tokens, 3, heads, hd]).permute([1, 2, 0, 3]);
-            let q = qkv.clone().slice([0..1, 0..heads, 0..tokens, 0..hd]);
-            let k = qkv.clone().slice([1..2, 0..heads, 0..tokens, 0..hd]);
-            let v = qkv.slice([2..3, 0..heads, 0..tokens, 0..hd]);
-            let q = rope::apply(
-                rms_norm(q, &block.q_norm, NORM_EPS),
-                &cos,
-                &sin,
-                &self.rotate,
-            );
-            let k = rope::apply(
-                rms_norm(k, &block.k_norm, NORM_EPS),
-                &cos,
-                &sin,
-                &self.rotate,
-            );
-            if let Some(rec) = recorded.as_mut() {
-                rec.push((k.clone(), v.clone()));
+            let qkv = block.qkv.forward(a.reshape([rows * n, dim]));
+            let mut attended = Vec::with_capacity(count);
+            for (p, pass) in passes.iter().enumerate() {
+                let qkv = pass_rows(qkv.clone(), p, tokens, count)
+                    .reshape([tokens, 3, heads, hd])
+                    .permute([1, 2, 0, 3]);
+                let q = qkv.clone().slice([0..1, 0..heads, 0..tokens, 0..hd]);
+                let k = qkv.clone().slice([1..2, 0..heads, 0..tokens, 0..hd]);
+                let v = qkv.slice([2..3, 0..heads, 0..tokens, 0..hd]);
+                let q = rope::apply(
+                    rms_norm(q, &block.q_norm, NORM_EPS),
+                    &cos,
+                    &sin,
+                    &self.rotate,
+                );
+                let k = rope::apply(
+                    rms_norm(k, &block.k_norm, NORM_EPS),
+                    &cos,
+                    &sin,
+                    &self.rotate,
+                );
+                if let Some(rec) = recorded.as_mut() {
+                    rec[p].push((k.clone(), v.clone()));
+                }
+                let (k, v) = match pass.cache.block(i) {
+                    Some((ck, cv)) => (
+                        Tensor::cat(vec![ck.clone(), k], 2),
+                        Tensor::cat(vec![cv.clone(), v], 2),
+                    ),
+                    None => (k, v),
+                };
+                attended.push(nn::merge_heads(nn::attention(q, k, v)));
             }
-            let (k, v) = match cache.block(i) {
-                Some((ck, cv)) => (
-                    Tensor::cat(vec![ck.clone(), k], 2),
-                    Tensor::cat(vec![cv.clone(), v], 2),
-                ),
-                None => (k, v),
-            };
-            let attn = block.proj.forward(nn::merge_heads(nn::attention(q, k, v)));
-            h = h + gate_msa * attn.reshape([frames, n, dim]);
+            let attn = block.proj.forward(stack(attended));
+            h = h + gate_msa * attn.reshape([rows, n, dim]);
 
             let normed = layer_norm(
-                h.clone().reshape([tokens, dim]),
+                h.clone().reshape([rows * n, dim]),
                 &block.cross_norm_weight,
                 &block.cross_norm_bias,
                 NORM_EPS,
             );
-            let q = nn::split_heads(block.cross_q.forward(normed), heads);
-            let (ck, cv) = &text.cross_kv[i];
-            let cross = nn::merge_heads(nn::attention(q, ck.clone(), cv.clone()));
-            h = h + block.cross_proj.forward(cross).reshape([frames, n, dim]);
+            let q = block.cross_q.forward(normed);
+            let crossed = passes
+                .iter()
+                .enumerate()
+                .map(|(p, pass)| {
+                    let q = nn::split_heads(pass_rows(q.clone(), p, tokens, count), heads);
+                    let (ck, cv) = &pass.text.cross_kv[i];
+                    nn::merge_heads(nn::attention(q, ck.clone(), cv.clone()))
+                })
+                .collect();
+            h = h + block
+                .cross_proj
+                .forward(stack(crossed))
+                .reshape([rows, n, dim]);
 
             let a = layer_norm_plain(h.clone(), NORM_EPS) * (scale_mlp + 1.0) + shift_mlp;
             let mlp = block.fc2.forward(gelu_tanh(block.fc1.forward(a)));
             h = h + gate_mlp * mlp;
         }
 
-        let fm = self.final_adaln.forward(c_act).reshape([frames, 2, dim])
+        let fm = self.final_adaln.forward(c_act).reshape([rows, 2, dim])
             + self.final_table.clone().unsqueeze();
-        let shift = fm.clone().slice([0..frames, 0..1, 0..dim]);
-        let scale = fm.slice([0..frames, 1..2, 0..dim]);
+        let shift = fm.clone().slice([0..rows, 0..1, 0..dim]);
+        let scale = fm.slice([0..rows, 1..2, 0..dim]);
         let h = layer_norm_plain(h, NORM_EPS) * (scale + 1.0) + shift;
-        let out = self.final_proj.forward(h);
-        (self.unpatchify(out), recorded)
+        let out = self.unpatchify(self.final_proj.forward(h));
+        let velocities = if count == 1 {
+            vec![out]
+        } else {
+            out.chunk(count, 0)
+        };
+        (velocities, recorded)
     }
+}
+
+/// One prompt's view of a chunk: the prompt and the self-attention cache built under it.
+#[derive(Clone, Copy)]
+pub struct Pass<'a> {
+    pub text: &'a DitText,
+    pub cache: &'a KvCache,
+}
+
+/// Rows of all passes, one after another (no copy for a single pass).
+fn stack<const D: usize>(parts: Vec<Tensor<D>>) -> Tensor<D> {
+    if parts.len() == 1 {
+        parts.into_iter().next().expect("one part")
+    } else {
+        Tensor::cat(parts, 0)
+    }
+}
+
+/// Pass `p`'s `len` rows of a 2-D tensor that holds all `count` passes' rows.
+fn pass_rows(x: Tensor<2>, p: usize, len: usize, count: usize) -> Tensor<2> {
+    if count == 1 {
+        return x;
+    }
+    let cols = x.dims()[1];
+    x.slice([p * len..(p + 1) * len, 0..cols])
 }

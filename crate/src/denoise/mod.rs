@@ -6,7 +6,7 @@ mod noise;
 mod rope;
 
 pub use cache::{BlockKv, KvCache};
-pub use dit::{Dit, DitText};
+pub use dit::{Dit, DitText, Pass};
 pub use noise::chunk_noise;
 
 use serde::Deserialize;
