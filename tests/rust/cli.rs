@@ -224,3 +224,40 @@ fn the_manifest_notice_is_shown() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn guidance_can_be_set_for_a_run() {
+    let dir = scratch("guidance");
+    let m = tiny_dir();
+    let m = m.to_str().unwrap();
+    let clip = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = generate_args(m, out.to_str().unwrap(), "a cat", "1");
+        args.extend_from_slice(extra);
+        let result = kinema(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr).to_string();
+        assert!(result.status.success(), "{stderr}");
+        (std::fs::read(out).unwrap(), stderr)
+    };
+    let (plain, stderr) = clip("plain.y4m", &[]);
+    assert!(
+        !stderr.contains("guidance:"),
+        "the fixture asks for none: {stderr}"
+    );
+    let (guided, stderr) = clip("guided.y4m", &["--guidance", "3"]);
+    assert!(
+        stderr.contains("guidance: 3 against the empty caption"),
+        "{stderr}"
+    );
+    assert_ne!(plain, guided, "guidance changes the clip");
+    // 1 is no guidance at all: the same clip as without the flag
+    assert_eq!(plain, clip("one.y4m", &["--guidance", "1"]).0);
+    let o = dir.join("bad.y4m");
+    for bad in ["25", "-1", "NaN"] {
+        let mut args = generate_args(m, o.to_str().unwrap(), "a cat", "1");
+        args.extend(["--guidance", bad]);
+        assert_refused(&kinema(&args), "--guidance");
+    }
+    assert!(!o.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

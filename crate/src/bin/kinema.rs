@@ -13,6 +13,7 @@ use kinema::pipeline::{
     CancelFlag, GenerateRequest, GenerationEvent, GenerationReport, MAX_SECONDS, NoiseSource,
 };
 use kinema::video::Y4mWriter;
+use kinema::weights::MAX_GUIDANCE;
 use kinema::{KinemaError, compute, probe};
 use web_time::Instant;
 
@@ -70,6 +71,10 @@ enum Command {
         /// Also write every frame as PNG into this folder.
         #[arg(long)]
         png_dir: Option<PathBuf>,
+        /// Classifier-free guidance against the empty caption, 0 to 20 (1 = none) [default: the
+        /// model's training.sampler_guidance, else none].
+        #[arg(long, allow_negative_numbers = true)]
+        guidance: Option<f32>,
         #[arg(long, value_enum, default_value_t = Backend::Wgpu)]
         backend: Backend,
     },
@@ -86,6 +91,10 @@ enum Command {
         /// Timed runs after one warm-up run (the warm-up includes shader compilation).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
+        /// Classifier-free guidance against the empty caption, 0 to 20 (1 = none) [default: the
+        /// model's training.sampler_guidance, else none].
+        #[arg(long, allow_negative_numbers = true)]
+        guidance: Option<f32>,
         #[arg(long, value_enum, default_value_t = Backend::Wgpu)]
         backend: Backend,
     },
@@ -116,9 +125,19 @@ fn device_for(backend: Backend) -> Result<Device, KinemaError> {
     })
 }
 
-fn load(model: &Path, device: &Device) -> Result<KinemaModel, KinemaError> {
+fn load(model: &Path, device: &Device, guidance: Option<f32>) -> Result<KinemaModel, KinemaError> {
+    if let Some(g) = guidance
+        && !(0.0..=MAX_GUIDANCE).contains(&g)
+    {
+        return Err(KinemaError::InvalidRequest(format!(
+            "--guidance {g}: give 0 to {MAX_GUIDANCE} (1 = none)"
+        )));
+    }
     let started = Instant::now();
-    let model = load_folder(model, device)?;
+    let mut model = load_folder(model, device)?;
+    if guidance.is_some() {
+        model.manifest.training.sampler_guidance = guidance;
+    }
     eprintln!(
         "model: {} {}{} loaded in {:.0} ms",
         model.manifest.id,
@@ -150,13 +169,14 @@ fn run(cli: Cli) -> Result<(), KinemaError> {
             steps,
             out,
             png_dir,
+            guidance,
             backend,
         } => {
             if prompt.trim().is_empty() {
                 return Err(KinemaError::InvalidRequest("the prompt is empty".into()));
             }
             let device = device_for(backend)?;
-            let model = load(&model, &device)?;
+            let model = load(&model, &device, guidance)?;
             let trained_for = model.manifest.training.sampler_steps;
             let (steps, source) = match (steps, trained_for) {
                 (Some(n), _) => (n, "--steps"),
@@ -180,10 +200,11 @@ fn run(cli: Cli) -> Result<(), KinemaError> {
             seconds,
             steps,
             repeat,
+            guidance,
             backend,
         } => {
             let device = device_for(backend)?;
-            let model = load(&model, &device)?;
+            let model = load(&model, &device, guidance)?;
             bench(&model, prompt, seconds, steps, repeat)
         }
     }
