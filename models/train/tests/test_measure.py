@@ -938,3 +938,39 @@ def test_balanced_camera_weights_make_every_present_class_count_the_same():
     w = class_weights(labels, 3)
     counts = torch.tensor([5.0, 2.0, 0.0])
     assert torch.allclose(w * counts, torch.tensor([3.5, 3.5, 0.0]))  # equal shares, summing to the frames
+
+
+def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_not(tmp_path, capsys):
+    from measure import paired
+    prompts = build_prompts(3, 0, 2)
+    prompts[1]["attrs"]["style"] = "manga"     # its colour is not judged
+    cut = paired.cut_prompts(prompts, 1)
+    assert [e["prompt"] for e in cut] == [e["prompt"] for e in prompts]
+    assert [spec_of(e).frames for e in cut] == [16] * 3
+    assert [spec_of(e).shots[0].attrs() for e in cut] == [spec_of(e).shots[0].attrs() for e in prompts]
+
+    def result(right: list[set[str]]) -> dict:
+        wrong = {a: "?" for a in ATTRS}
+        return {"accuracy": {"all": {"overall": 0.5}}, "per_prompt": [
+            {"prompt": p["prompt"], "pred": {**wrong, **{a: p["attrs"][a] for a in r}}}
+            for p, r in zip(cut, right)]}
+    a = result([{"subject", "colour"}, {"colour", "time"}, {"time"}])
+    b = result([{"subject"}, {"scene"}, {"time", "camera"}])
+    table = paired.discordant(a, b, cut)
+    assert table["colour"] == (1, 0, 2)        # prompt 1's colour right in A, not judged
+    assert table["time"] == (1, 0, 3) and table["scene"] == (0, 1, 3) and table["camera"] == (0, 1, 3)
+    assert table["subject"] == (0, 0, 3)
+    assert table["all"] == (2, 2, 3 * len(ATTRS) - 1)
+    assert paired.sign_test(0, 5) == pytest.approx(2 / 32) and paired.sign_test(3, 3) == 1.0
+
+    for name, r in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps(r))
+    write_prompts(tmp_path / "p.jsonl", cut)
+    assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                        "--prompts", str(tmp_path / "p.jsonl")]) == 0
+    assert "colour          1      0      2" in capsys.readouterr().out
+    b["per_prompt"][2]["prompt"] = "another prompt"
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                        "--prompts", str(tmp_path / "p.jsonl")]) == 2
+    assert "prompt 3 differs" in capsys.readouterr().err
