@@ -2,7 +2,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, activation::relu, module};
 
 use super::{DecoderConfig, OUTPUT_CONV, PENULTIMATE_CONV, STAGES};
-use crate::weights::Weights;
+use crate::weights::{Scope, Weights};
 
 struct Conv {
     weight: Tensor<4>,
@@ -10,10 +10,10 @@ struct Conv {
 }
 
 impl Conv {
-    fn load(weights: &mut Weights, prefix: &str, bias: bool, device: &Device) -> Self {
+    fn load(mut scope: Scope, bias: bool) -> Self {
         Self {
-            weight: weights.tensor(&format!("{prefix}.weight"), device),
-            bias: bias.then(|| weights.tensor(&format!("{prefix}.bias"), device)),
+            weight: scope.tensor("weight"),
+            bias: bias.then(|| scope.tensor("bias")),
         }
     }
 
@@ -57,32 +57,27 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn load(_config: &DecoderConfig, weights: &mut Weights, device: &Device) -> Self {
+        let mut d = weights.scope("decoder", device);
         let stages = STAGES
             .iter()
             .enumerate()
             .map(|(i, &(conv, mems, grow, stride))| Stage {
-                conv: Conv::load(weights, &format!("decoder.{conv}"), i == 0, device),
+                conv: Conv::load(d.scope(conv), i == 0),
                 mems: mems
                     .iter()
                     .map(|m| MemBlock {
-                        convs: [0, 2, 4].map(|k| {
-                            Conv::load(weights, &format!("decoder.{m}.conv.{k}"), true, device)
-                        }),
+                        convs: [0, 2, 4]
+                            .map(|k| Conv::load(d.scope(format_args!("{m}.conv.{k}")), true)),
                     })
                     .collect(),
-                grow: Conv::load(weights, &format!("decoder.{grow}.conv"), false, device),
+                grow: Conv::load(d.scope(format_args!("{grow}.conv")), false),
                 stride,
             })
             .collect();
         Self {
             stages,
-            penultimate: Conv::load(
-                weights,
-                &format!("decoder.{PENULTIMATE_CONV}"),
-                false,
-                device,
-            ),
-            output: Conv::load(weights, &format!("decoder.{OUTPUT_CONV}"), true, device),
+            penultimate: Conv::load(d.scope(PENULTIMATE_CONV), false),
+            output: Conv::load(d.scope(OUTPUT_CONV), true),
         }
     }
 

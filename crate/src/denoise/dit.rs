@@ -58,41 +58,36 @@ impl Dit {
     pub fn load(config: &DitConfig, weights: &mut Weights, device: &Device) -> Self {
         let blocks = (0..config.depth)
             .map(|i| {
-                let b = format!("dit.blocks.{i}");
+                let mut b = weights.scope(&format!("dit.blocks.{i}"), device);
                 Block {
-                    scale_shift_table: weights.tensor(&format!("{b}.scale_shift_table"), device),
-                    qkv: weights.linear(&format!("{b}.attn.qkv"), device),
-                    q_norm: weights.tensor(&format!("{b}.attn.q_norm.weight"), device),
-                    k_norm: weights.tensor(&format!("{b}.attn.k_norm.weight"), device),
-                    proj: weights.linear(&format!("{b}.attn.proj"), device),
-                    cross_norm_weight: weights.tensor(&format!("{b}.cross_norm.weight"), device),
-                    cross_norm_bias: weights.tensor(&format!("{b}.cross_norm.bias"), device),
-                    cross_q: weights.linear(&format!("{b}.cross.q"), device),
-                    cross_kv: weights.linear(&format!("{b}.cross.kv"), device),
-                    cross_proj: weights.linear(&format!("{b}.cross.proj"), device),
-                    fc1: weights.linear(&format!("{b}.mlp.fc1"), device),
-                    fc2: weights.linear(&format!("{b}.mlp.fc2"), device),
+                    scale_shift_table: b.tensor("scale_shift_table"),
+                    qkv: b.linear("attn.qkv"),
+                    q_norm: b.tensor("attn.q_norm.weight"),
+                    k_norm: b.tensor("attn.k_norm.weight"),
+                    proj: b.linear("attn.proj"),
+                    cross_norm_weight: b.tensor("cross_norm.weight"),
+                    cross_norm_bias: b.tensor("cross_norm.bias"),
+                    cross_q: b.linear("cross.q"),
+                    cross_kv: b.linear("cross.kv"),
+                    cross_proj: b.linear("cross.proj"),
+                    fc1: b.linear("mlp.fc1"),
+                    fc2: b.linear("mlp.fc2"),
                 }
             })
             .collect();
+        let mut w = weights.scope("dit", device);
         Self {
             config: config.clone(),
-            patch_embed: weights.linear("dit.patch_embed", device),
-            t_embed: (
-                weights.linear("dit.t_embed.0", device),
-                weights.linear("dit.t_embed.2", device),
-            ),
-            d_embed: (
-                weights.linear("dit.d_embed.0", device),
-                weights.linear("dit.d_embed.2", device),
-            ),
-            pooled_proj: weights.linear("dit.pooled_proj", device),
-            adaln: weights.linear("dit.adaln.1", device),
-            text_proj: weights.linear("dit.text_proj", device),
+            patch_embed: w.linear("patch_embed"),
+            t_embed: (w.linear("t_embed.0"), w.linear("t_embed.2")),
+            d_embed: (w.linear("d_embed.0"), w.linear("d_embed.2")),
+            pooled_proj: w.linear("pooled_proj"),
+            adaln: w.linear("adaln.1"),
+            text_proj: w.linear("text_proj"),
             blocks,
-            final_table: weights.tensor("dit.final_scale_shift_table", device),
-            final_adaln: weights.linear("dit.final_adaln", device),
-            final_proj: weights.linear("dit.final_proj", device),
+            final_table: w.tensor("final_scale_shift_table"),
+            final_adaln: w.linear("final_adaln"),
+            final_proj: w.linear("final_proj"),
             rotate: rope::rotate_half_matrix(config, device),
         }
     }

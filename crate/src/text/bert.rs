@@ -2,7 +2,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData, activation, module};
 
 use super::TextConfig;
 use crate::nn::{self, Linear, layer_norm};
-use crate::weights::Weights;
+use crate::weights::{Scope, Weights};
 
 /// A prompt's encoding: what the DiT is conditioned on.
 #[derive(Debug, Clone)]
@@ -39,40 +39,41 @@ pub struct TextEncoder {
     layers: Vec<Layer>,
 }
 
-fn norm(weights: &mut Weights, prefix: &str, device: &Device) -> Norm {
-    Norm {
-        weight: weights.tensor(&format!("{prefix}.weight"), device),
-        bias: weights.tensor(&format!("{prefix}.bias"), device),
+impl Norm {
+    fn load(scope: &mut Scope) -> Self {
+        Self {
+            weight: scope.tensor("weight"),
+            bias: scope.tensor("bias"),
+        }
     }
 }
 
 impl TextEncoder {
     pub fn load(config: &TextConfig, weights: &mut Weights, device: &Device) -> Self {
-        let e = "text.embeddings";
-        let token_types: Tensor<2> =
-            weights.tensor(&format!("{e}.token_type_embeddings.weight"), device);
         let hidden = config.hidden;
         let layers = (0..config.layers)
             .map(|i| {
-                let l = format!("text.encoder.layer.{i}");
+                let mut l = weights.scope(&format!("text.encoder.layer.{i}"), device);
                 Layer {
-                    query: weights.linear(&format!("{l}.attention.self.query"), device),
-                    key: weights.linear(&format!("{l}.attention.self.key"), device),
-                    value: weights.linear(&format!("{l}.attention.self.value"), device),
-                    attn_out: weights.linear(&format!("{l}.attention.output.dense"), device),
-                    attn_norm: norm(weights, &format!("{l}.attention.output.LayerNorm"), device),
-                    intermediate: weights.linear(&format!("{l}.intermediate.dense"), device),
-                    output: weights.linear(&format!("{l}.output.dense"), device),
-                    out_norm: norm(weights, &format!("{l}.output.LayerNorm"), device),
+                    query: l.linear("attention.self.query"),
+                    key: l.linear("attention.self.key"),
+                    value: l.linear("attention.self.value"),
+                    attn_out: l.linear("attention.output.dense"),
+                    attn_norm: Norm::load(&mut l.scope("attention.output.LayerNorm")),
+                    intermediate: l.linear("intermediate.dense"),
+                    output: l.linear("output.dense"),
+                    out_norm: Norm::load(&mut l.scope("output.LayerNorm")),
                 }
             })
             .collect();
+        let mut e = weights.scope("text.embeddings", device);
+        let token_types: Tensor<2> = e.tensor("token_type_embeddings.weight");
         Self {
             config: config.clone(),
-            word: weights.tensor(&format!("{e}.word_embeddings.weight"), device),
-            position: weights.tensor(&format!("{e}.position_embeddings.weight"), device),
+            word: e.tensor("word_embeddings.weight"),
+            position: e.tensor("position_embeddings.weight"),
             token_type0: token_types.slice([0..1, 0..hidden]).reshape([hidden]),
-            embed_norm: norm(weights, &format!("{e}.LayerNorm"), device),
+            embed_norm: Norm::load(&mut e.scope("LayerNorm")),
             layers,
         }
     }

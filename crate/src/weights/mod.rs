@@ -6,9 +6,11 @@
 mod error;
 mod loader;
 mod manifest;
+mod scope;
 
 pub use error::WeightsError;
 pub use loader::{LoadedTensor, WeightLoader, Weights};
 pub use manifest::{
     Architecture, DitStage, FileEntry, MAX_GUIDANCE, Manifest, Role, Training, VideoConfig,
 };
+pub use scope::Scope;

@@ -41,11 +41,8 @@ def save_deterministic(tensors: dict[str, np.ndarray], path: Path, metadata: dic
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _split_rows(name: str, t: np.ndarray, budget: int) -> list[tuple[str, np.ndarray]]:

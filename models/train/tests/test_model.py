@@ -122,22 +122,33 @@ def test_decoder_and_encoder_are_causal():
     assert torch.equal(za[:, :2], zb[:, :2]) and not torch.equal(za[:, 2:], zb[:, 2:])
 
 
+N_CHUNKS, BATCH = 4, 2
+
+
+def chunked_clip(window):
+    """A tiny model in f64 and a two-caption batch of N_CHUNKS chunks: clean and noisy latents with
+    per-frame noise levels t and step sizes d, for comparing training's forward with the KV cache."""
+    m, g = tiny(window_chunks=window)
+    m = m.double()
+    cfg = m.cfg
+    T = cfg.dit.chunk_frames * N_CHUNKS
+    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
+    mask = ids != 0
+    tokens, pooled = m.text(ids, mask)
+    clean = latents(cfg, BATCH, T, g).double()
+    noisy = latents(cfg, BATCH, T, g).double()
+    t = torch.rand(BATCH, T, generator=g).double()
+    dd = torch.rand(BATCH, T, generator=g).double()
+    return m, tokens, pooled, mask, clean, noisy, t, dd
+
+
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_kv_cache_chunks_equal_block_causal_training_forward(window):
     """THE property that makes training and the browser agree: generating chunk c against the KV
     cache (filled by t = d = 0 passes over the clean earlier chunks) gives exactly the training
     forward's output for chunk c when the earlier chunks of the clip are clean at t = d = 0."""
-    m, g = tiny(window_chunks=window)
-    m = m.double()
-    cfg, d = m.cfg, m.cfg.dit
-    F, n_chunks, B = d.chunk_frames, 4, 2
-    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
-    mask = ids != 0
-    tokens, pooled = m.text(ids, mask)
-    clean = latents(cfg, B, F * n_chunks, g).double()
-    noisy = latents(cfg, B, F * n_chunks, g).double()
-    t = torch.rand(B, F * n_chunks, generator=g).double()
-    dd = torch.rand(B, F * n_chunks, generator=g).double()
+    m, tokens, pooled, mask, clean, noisy, t, dd = chunked_clip(window)
+    d, F, n_chunks = m.cfg.dit, m.cfg.dit.chunk_frames, N_CHUNKS
     cache = KVCache(d)
     for c in range(n_chunks):
         s = slice(c * F, (c + 1) * F)
@@ -146,7 +157,7 @@ def test_kv_cache_chunks_equal_block_causal_training_forward(window):
         m.dit.fill_cache(clean[:, s], tokens, pooled, c * F, cache, mask)
         assert cache.tokens == min(c + 1, window - 1) * d.tokens_per_chunk
         clip = torch.cat([clean[:, :c * F], noisy[:, s]], dim=1)
-        zeros = torch.zeros(B, c * F, dtype=t.dtype)
+        zeros = torch.zeros(BATCH, c * F, dtype=t.dtype)
         v_train = m.dit(clip, torch.cat([zeros, t[:, s]], 1), torch.cat([zeros, dd[:, s]], 1),
                         tokens, pooled, mask)
         err = (v_train[:, s] - v_chunk).abs().max().item()
@@ -161,17 +172,8 @@ def test_kv_cache_chunks_equal_block_causal_training_forward(window):
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_teacher_forced_training_forward_equals_kv_cache_generation(window):
     """All chunks in one training pass, each exactly as the browser computes it."""
-    m, g = tiny(window_chunks=window)
-    m = m.double()
-    cfg, d = m.cfg, m.cfg.dit
-    F, n_chunks, B = d.chunk_frames, 4, 2
-    ids = torch.tensor([[101, 2000, 3000, 4000, 102], [101, 5000, 102, 0, 0]])
-    mask = ids != 0
-    tokens, pooled = m.text(ids, mask)
-    clean = latents(cfg, B, F * n_chunks, g).double()
-    noisy = latents(cfg, B, F * n_chunks, g).double()
-    t = torch.rand(B, F * n_chunks, generator=g).double()
-    dd = torch.rand(B, F * n_chunks, generator=g).double()
+    m, tokens, pooled, mask, clean, noisy, t, dd = chunked_clip(window)
+    d, F, n_chunks = m.cfg.dit, m.cfg.dit.chunk_frames, N_CHUNKS
     v_train = m.dit.forward_teacher_forced(noisy, clean, t, dd, tokens, pooled, mask, f0=F)
     cache = KVCache(d)
     for c in range(n_chunks):
