@@ -6,6 +6,10 @@ depend on their values), so it needs no checkpoint and no text encoder.
 
   python throughput.py                      # real scale, on CUDA when there is one
   python throughput.py --toy --repeat 1     # the tiny config on the CPU (the test suite runs this)
+  python throughput.py --dit-only --flow-batch 4 --repeat 2 --threads 2   # the DiT step alone, real size
+
+The DiT step is timed as train.py runs it (attention chunk by chunk) and, last of all so that
+session.sh's cut-off never costs the suggestions, with one dense masked product as before.
 
 Every figure is the median of --repeat timed runs after one untimed warm-up (which absorbs cuDNN's
 algorithm search and lazy initialisation). The last lines combine measured figures into the time
@@ -76,9 +80,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--suggest", default=None, metavar="FILE",
                     help="write the fastest measured settings as shell exports for device/session.sh")
+    ap.add_argument("--dit-only", action="store_true", help="time only the DiT (no rendering, autoencoder or classifier)")
+    ap.add_argument("--flow-batch", type=int, default=0, help="clips per DiT step (default: train.py's)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat takes a whole number >= 1")
+    if args.flow_batch < 0:
+        ap.error("--flow-batch takes a whole number >= 1")
+    if args.dit_only and args.suggest:
+        ap.error("--suggest needs every part timed: drop --dit-only")
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -92,7 +102,10 @@ def main(argv=None):
     print(f"throughput on {name}, torch {torch.__version__}, {'toy' if args.toy else 'real'} scale, "
           f"median of {args.repeat}")
 
-    fb, ff = scale["flow"]["batch"], scale["flow"]["frames"]
+    fb, ff = args.flow_batch or scale["flow"]["batch"], scale["flow"]["frames"]
+    if args.dit_only:
+        time_dit(cfg, dev, timer, fb, ff, chunked_s=time_dit(cfg, dev, timer, fb, ff))
+        return
     clf_scale = CLASSIFIER_TOY if args.toy else CLASSIFIER_REAL
     ab, af = scale["autoencoder"]["batch"], scale["autoencoder"]["frames"]
 
@@ -153,37 +166,7 @@ def main(argv=None):
     ae_layout = min(ae_s, key=ae_s.get)
     ae_small_s = ae_step_time(video_ae[:small], layouts[ae_layout], ae_layout) if small < ab else None
 
-    # ---- the DiT: one flow-matching step, and the no-grad forward the shortcut targets use
-    d = cfg.dit
-    dit = DiT(d, text_dim=cfg.text.hidden).to(dev)
-    opt = torch.optim.AdamW(dit.parameters(), lr=1e-4, fused=dev.type == "cuda")
-    Tl = ff // 4
-    gen = torch.Generator(device=dev).manual_seed(0)
-    z = torch.randn(fb, Tl, d.latent_channels, d.latent_height, d.latent_width, device=dev, generator=gen)
-    t = torch.rand(fb, Tl, device=dev, generator=gen)
-    zero = torch.zeros_like(t)
-    L = 16  # text tokens: a typical caption's length after tokenisation
-    tokens = torch.randn(fb, L, cfg.text.hidden, device=dev, generator=gen)
-    pooled = torch.randn(fb, cfg.text.hidden, device=dev, generator=gen)
-    mask = torch.ones(fb, L, dtype=torch.bool, device=dev)
-
-    def dit_step():
-        with autocast(dev):
-            pred = dit(z, t, zero, tokens, pooled, mask)
-        loss = ((pred.float() - z) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    dit_s, peak = timer(dit_step)
-    nparams = sum(p.numel() for p in dit.parameters())
-    report(f"DiT step {fb}x{ff} ({nparams / 1e6:.1f} M params)", dit_s, peak, f"{fb * ff / dit_s:.0f} frames/s")
-
-    def dit_forward():
-        with torch.no_grad(), autocast(dev):
-            return dit(z, t, zero, tokens, pooled, mask)
-    s, peak = timer(dit_forward)
-    report(f"DiT forward without grad {fb}x{ff}", s, peak)
-    del dit, opt
+    dit_s = time_dit(cfg, dev, timer, fb, ff)
 
     # ---- the attribute classifier (measuring only): it renders its own batches
     cb, cf = clf_scale["batch"], clf_scale["frames"]
@@ -194,6 +177,7 @@ def main(argv=None):
     clf = AttributeClassifier(ccfg).to(dev)
     copt = torch.optim.AdamW(clf.parameters(), lr=1e-4)
     cvideo = draw(cprep, dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
     labels = {a: torch.randint(len(v), (cb, cf), device=dev, generator=gen) for a, v in clf.attrs.items()}
 
     def classifier_step():
@@ -217,6 +201,48 @@ def main(argv=None):
                         render_clf_s, clf_s, ae_small=(small, ae_small_s) if ae_small_s else None)
         Path(args.suggest).write_text("".join(f"export {line}\n" for line in lines))
         print("suggested (" + args.suggest + "): " + " ".join(lines), flush=True)
+    time_dit(cfg, dev, timer, fb, ff, chunked_s=dit_s)
+
+
+def time_dit(cfg, dev, timer: Timer, fb: int, ff: int, chunked_s: float | None = None) -> float:
+    """Seconds of one flow-matching step of the DiT, as train.py attends (chunk by chunk), and of
+    the no-grad forward the shortcut targets use. Given `chunked_s` (that step's time), the step
+    with one dense masked product instead, and how the two compare."""
+    d = cfg.dit
+    dit = DiT(d, text_dim=cfg.text.hidden).to(dev)
+    opt = torch.optim.AdamW(dit.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    Tl = ff // 4
+    gen = torch.Generator(device=dev).manual_seed(0)
+    z = torch.randn(fb, Tl, d.latent_channels, d.latent_height, d.latent_width, device=dev, generator=gen)
+    t = torch.rand(fb, Tl, device=dev, generator=gen)
+    zero = torch.zeros_like(t)
+    L = 16  # text tokens: a typical caption's length after tokenisation
+    tokens = torch.randn(fb, L, cfg.text.hidden, device=dev, generator=gen)
+    pooled = torch.randn(fb, cfg.text.hidden, device=dev, generator=gen)
+    mask = torch.ones(fb, L, dtype=torch.bool, device=dev)
+    dense = chunked_s is not None
+
+    def dit_step():
+        with autocast(dev):
+            pred = dit(z, t, zero, tokens, pooled, mask, dense_mask=dense)
+        loss = ((pred.float() - z) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    step_s, peak = timer(dit_step)
+    if dense:
+        report(f"DiT step {fb}x{ff}, dense mask", step_s, peak,
+               f"{fb * ff / step_s:.0f} frames/s; chunk by chunk takes {chunked_s / step_s:.2f} of this")
+        return step_s
+    nparams = sum(p.numel() for p in dit.parameters())
+    report(f"DiT step {fb}x{ff} ({nparams / 1e6:.1f} M params)", step_s, peak, f"{fb * ff / step_s:.0f} frames/s")
+
+    def dit_forward():
+        with torch.no_grad(), autocast(dev):
+            return dit(z, t, zero, tokens, pooled, mask)
+    s, peak = timer(dit_forward)
+    report(f"DiT forward without grad {fb}x{ff}", s, peak)
+    return step_s
 
 
 def suggest(draw_s: dict, encode_s: dict, ae_s: dict, render_ae_s: float, dit_s: float, reuses: list[int],

@@ -191,12 +191,63 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def block_causal_mask(frames: int, cfg: DiTConfig, device=None) -> torch.Tensor:
-    """[N, N] bool, True = may attend: a query in chunk q sees chunks q-window+1 .. q."""
-    chunk = torch.arange(frames, device=device) // cfg.chunk_frames
-    chunk = chunk.repeat_interleave(cfg.tokens_per_frame)
-    q, k = chunk[:, None], chunk[None, :]
-    return (k <= q) & (k > q - cfg.window_chunks)
+@dataclass(frozen=True)
+class ChunkKeys:
+    """Block-sparse self-attention for training: for each query chunk (a token range), the token
+    ranges of the chunks it may see. A dense boolean mask costs the whole N x N product and keeps
+    SDPA off its flash kernels; here each query chunk attends to its own keys only, unmasked.
+    At training's 4 chunks that is 10 of 16 blocks (block-causal) or 20 of 64 (teacher forcing).
+
+    rows: ((q_start, q_end), ((k_start, k_end), ...)) in token units, queries in order."""
+
+    rows: tuple
+
+    def attend(self, q, k, v):
+        outs = []
+        for (q0, q1), keys in self.rows:
+            if len(keys) == 1:
+                (k0, k1), = keys
+                kk, vv = k[:, :, k0:k1], v[:, :, k0:k1]
+            else:
+                kk = torch.cat([k[:, :, a:b] for a, b in keys], dim=2)
+                vv = torch.cat([v[:, :, a:b] for a, b in keys], dim=2)
+            outs.append(F.scaled_dot_product_attention(q[:, :, q0:q1], kk, vv))
+        return torch.cat(outs, dim=2)
+
+    def mask(self, device=None) -> torch.Tensor:
+        """The same pattern as a dense [N, N] bool mask (True = may attend)."""
+        n = self.rows[-1][0][1]
+        m = torch.zeros(n, n, dtype=torch.bool, device=device)
+        for (q0, q1), keys in self.rows:
+            for a, b in keys:
+                m[q0:q1, a:b] = True
+        return m
+
+
+def block_causal_keys(frames: int, cfg: DiTConfig) -> ChunkKeys:
+    """A query in chunk q sees chunks q-window+1 .. q."""
+    tc = cfg.tokens_per_chunk
+    return ChunkKeys(tuple(((q * tc, (q + 1) * tc), ((max(0, q - cfg.window_chunks + 1) * tc, (q + 1) * tc),))
+                           for q in range(frames // cfg.chunk_frames)))
+
+
+def teacher_forced_keys(frames: int, cfg: DiTConfig) -> ChunkKeys:
+    """The sequence [clean clip | noisy clip]: clean chunks attend block-causally among
+    themselves; noisy chunk q attends to clean chunks q-window+1 .. q-1 and to itself."""
+    tc, nc = cfg.tokens_per_chunk, frames // cfg.chunk_frames
+    clean = block_causal_keys(frames, cfg).rows
+    noisy = []
+    for q in range(nc):
+        ctx = ((max(0, q - cfg.window_chunks + 1) * tc, q * tc),) if q > 0 else ()
+        noisy.append((((nc + q) * tc, (nc + q + 1) * tc), ctx + (((nc + q) * tc, (nc + q + 1) * tc),)))
+    return ChunkKeys(clean + tuple(noisy))
+
+
+def attend(q, k, v, mask):
+    """Self-attention under `mask`: None (all visible), a bool tensor, or `ChunkKeys`."""
+    if isinstance(mask, ChunkKeys):
+        return mask.attend(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 class KVCache:
@@ -245,7 +296,7 @@ class SelfAttention(nn.Module):
         kk, vv = k, v
         if past is not None:
             kk, vv = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+        o = attend(q, kk, vv, mask)
         return self.proj(o.transpose(1, 2).reshape(B, N, D)), (k, v)
 
 
@@ -381,15 +432,19 @@ class DiT(nn.Module):
         return self.unpatchify(self.final_proj(h.view(B, -1, D)), T)
 
     # ---- training: a whole clip of several chunks -----------------------------------------
-    def forward(self, x, t, d, tokens, pooled, text_mask=None, f0: int = 0):
+    def forward(self, x, t, d, tokens, pooled, text_mask=None, f0: int = 0, dense_mask: bool = False):
         """x [B, T, C, h, w] (T a multiple of chunk_frames), t, d [B, T], tokens [B, L, text_dim],
         pooled [B, text_dim], text_mask [B, L] bool (True = real token). Returns v like x.
 
         Block-causal windowed self-attention; with the earlier chunks clean at t = d = 0 this
-        equals chunk-by-chunk `forward_chunk` with the KV cache (tests/test_parity_props.py)."""
+        equals chunk-by-chunk `forward_chunk` with the KV cache (tests/test_parity_props.py).
+        dense_mask attends through one masked [N, N] product instead of chunk by chunk: the same
+        values, kept so throughput.py can time what the chunks save."""
         T = x.shape[1]
         assert T % self.cfg.chunk_frames == 0
-        mask = block_causal_mask(T, self.cfg, device=x.device)
+        mask = block_causal_keys(T, self.cfg)
+        if dense_mask:
+            mask = mask.mask(x.device)
         pos = torch.arange(f0, f0 + T)
         return self._run(x, t, d, tokens, pooled, text_mask, pos, mask, None, False)
 
@@ -407,13 +462,7 @@ class DiT(nn.Module):
         z = torch.zeros(B, T, device=t.device, dtype=t.dtype)
         x = torch.cat([clean, noisy], dim=1)
         tt, dd = torch.cat([z, t], dim=1), torch.cat([z, d], dim=1)
-        chunk = (torch.arange(T, device=x.device) // cfg.chunk_frames) \
-            .repeat_interleave(cfg.tokens_per_frame)
-        q, k = chunk[:, None], chunk[None, :]
-        in_window = k > q - cfg.window_chunks
-        clean_rows = torch.cat([(k <= q) & in_window, torch.zeros_like(in_window)], dim=1)
-        noisy_rows = torch.cat([(k < q) & in_window, k == q], dim=1)
-        mask = torch.cat([clean_rows, noisy_rows], dim=0)
+        mask = teacher_forced_keys(T, cfg)
         pos = torch.arange(f0, f0 + T).repeat(2)
         v = self._run(x, tt, dd, tokens, pooled, text_mask, pos, mask, None, False)
         return v[:, T:]

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from kinema.config import KinemaConfig
-from kinema.model import (Kinema, KVCache, apply_rope, calibrate_decoder_output_, random_init_,
-                          rope_tables, sample)
+from kinema.model import (Kinema, KVCache, apply_rope, block_causal_keys, calibrate_decoder_output_,
+                          random_init_, rope_tables, sample, teacher_forced_keys)
 
 
 def tiny(seed=0, **dit_overrides):
@@ -182,6 +182,35 @@ def test_teacher_forced_training_forward_equals_kv_cache_generation(window):
         v = m.dit.forward_chunk(noisy[:, s], t[:, s], dd[:, s], tokens, pooled, f0, cache, mask)
         m.dit.fill_cache(clean[:, s], tokens, pooled, f0, cache, mask)
         assert (v_train[:, s] - v).abs().max().item() < 1e-10, c
+
+
+@pytest.mark.parametrize("keys", [block_causal_keys, teacher_forced_keys])
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_chunk_keys_attend_as_their_dense_mask_in_values_and_gradients(keys, window):
+    """Training attends chunk by chunk (`ChunkKeys`); it must be the masked dense attention it
+    replaces, backward included, and the pattern must be the one the KV cache implies."""
+    cfg = dataclasses.replace(KinemaConfig.parity_tiny().dit, window_chunks=window)
+    frames = N_CHUNKS * cfg.chunk_frames
+    plan = keys(frames, cfg)
+    chunk = (torch.arange(frames) // cfg.chunk_frames).repeat_interleave(cfg.tokens_per_frame)
+    q, k = chunk[:, None], chunk[None, :]
+    visible = (k > q - window) & (k <= q)
+    if keys is teacher_forced_keys:
+        earlier = (k > q - window) & (k < q)
+        visible = torch.cat([torch.cat([visible, torch.zeros_like(visible)], 1),
+                             torch.cat([earlier, k == q], 1)], 0)
+    assert torch.equal(plan.mask(), visible)
+    g = torch.Generator().manual_seed(window)
+    qkv = [torch.randn(2, 3, visible.shape[0], 8, generator=g, dtype=torch.float64, requires_grad=True)
+           for _ in range(3)]
+    out = plan.attend(*qkv)
+    ref = torch.nn.functional.scaled_dot_product_attention(*qkv, attn_mask=visible)
+    assert (out - ref).abs().max() < 1e-12
+    w = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((out * w).sum(), qkv)
+    grads_ref = torch.autograd.grad((ref * w).sum(), qkv)
+    for a, b in zip(grads, grads_ref):
+        assert (a - b).abs().max() < 1e-12
 
 
 def test_unpatchify_inverts_patchify():

@@ -21,7 +21,9 @@ def test_throughput_prints_every_figure(tmp_path):
              "DiT forward without grad 2x16", "render classifier batch 4x16", "classifier step 4x16"]
     for name in names:
         assert ms.get(name, 0) > 0, (name, res.stdout)
-    assert any(k.startswith("DiT step 2x16") for k in ms), res.stdout
+    assert any(k.startswith("DiT step 2x16 (") for k in ms), res.stdout
+    # the old dense-mask attention, timed last (after the suggestions) for comparison
+    assert res.stdout.rstrip().splitlines()[-1].startswith("DiT step 2x16, dense mask"), res.stdout
     # the autoencoder at a quarter of its batch (at least 1 clip), in the faster layout
     assert any(k.startswith("autoencoder step 1x16, ") for k in ms), res.stdout
     assert len([k for k in ms if k.startswith("flow step")]) == 4, res.stdout
@@ -33,6 +35,19 @@ def test_throughput_prints_every_figure(tmp_path):
     assert clf.startswith("--reuse "), res.stdout
     bad = subprocess.run(cmd[:2] + ["--toy", "--render", "4"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "GROUPS:FRAMES" in bad.stderr
+
+
+def test_throughput_times_the_dit_alone_at_a_chosen_batch():
+    cmd = [sys.executable, str(HERE / "throughput.py"), "--toy", "--repeat", "1", "--threads", "1", "--dit-only",
+           "--flow-batch", "3"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.strip().splitlines()[1:]
+    assert [line.split("  ")[0] for line in lines] == [
+        "DiT step 3x16 (0.1 M params)", "DiT forward without grad 3x16", "DiT step 3x16, dense mask"], res.stdout
+    assert "chunk by chunk takes" in lines[-1]
+    bad = subprocess.run(cmd + ["--suggest", "x.env"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--suggest needs every part timed" in bad.stderr
 
 
 def test_trainer_takes_grouped_batches_and_render_chunks(tmp_path):
