@@ -35,8 +35,9 @@ from measure.attributes import ATTRS, hidden  # noqa: E402
 from measure.classifier import load_classifier  # noqa: E402
 from measure.partial import PartialReadings, partial_path  # noqa: E402
 from measure.metrics import (accuracy, clip_class, flicker_per_frame, flicker_summary,  # noqa: E402
-                             frechet_distance, persistence)
+                             frechet_distance, judged_right, persistence)
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts  # noqa: E402
+from measure.spread import METHOD, accuracy_errors, frechet_error  # noqa: E402
 from world.clips import render_clips  # noqa: E402
 from world.spec import FPS, is_heldout, load_heldout  # noqa: E402
 
@@ -79,8 +80,9 @@ def through(source, ae, round_trip, fidelity):
         yield rec
 
 
-def judge(pred: list[dict], entries: list[dict]) -> tuple[dict, dict]:
-    """Accuracies of clip-level classes `pred` ({attribute: class index} per prompt), and counts."""
+def judge(pred: list[dict], entries: list[dict]) -> tuple[dict, dict, dict]:
+    """Accuracies of clip-level classes `pred` ({attribute: class index} per prompt), counts, and
+    the overall accuracies' standard errors over prompts (measure/spread.py)."""
     attrs = list(ATTRS)
     idx = {a: {v: i for i, v in enumerate(vs)} for a, vs in ATTRS.items()}
     target = [{a: idx[a][e["attrs"][a]] for a in attrs} for e in entries]
@@ -92,21 +94,26 @@ def judge(pred: list[dict], entries: list[dict]) -> tuple[dict, dict]:
     acc = lambda ii: accuracy(pick(pred, ii), pick(target, ii), attrs, pick(scored, ii))  # noqa: E731
     # The held-out combination itself: all of its judged attributes right (e.g. subject AND style).
     combo_right = [all(pred[i][a] == target[i][a] for a in entries[i]["heldout"] if a in scored[i]) for i in held]
-    return ({"all": acc(range(len(entries))), "in_distribution": acc(ind), "heldout": acc(held),
+    right, judged = judged_right(pred, target, attrs, scored)
+    groups = {"all": list(range(len(entries))), "in_distribution": ind, "heldout": held}
+    return ({"all": acc(groups["all"]), "in_distribution": acc(ind), "heldout": acc(held),
              "heldout_combination": float(np.mean(combo_right)) if held else None},
             {"prompts": len(entries), "in_distribution": len(ind), "heldout": len(held),
-             "not_judged": {a: sum(a not in s for s in scored) for a in attrs}})
+             "not_judged": {a: sum(a not in s for s in scored) for a in attrs}},
+            accuracy_errors(right, judged, groups))
 
 
 def summarise(clips: list[dict], fresh: list[dict], entries: list[dict], chunk_frames: int) -> dict:
-    accuracy_, counts = judge([c["pred"] for c in clips], entries)
+    accuracy_, counts, errors = judge([c["pred"] for c in clips], entries)
+    features = np.stack([c["feature"] for c in clips]), np.stack([c["feature"] for c in fresh])
     fl_gen = flicker_summary(np.stack([c["flicker"] for c in clips]), chunk_frames)
     fl_ref = flicker_summary(np.stack([c["flicker"] for c in fresh]), chunk_frames)
     subject = ATTRS["subject"]
     return {
         "accuracy": accuracy_,
         "chance": {a: 1 / len(ATTRS[a]) for a in ATTRS},
-        "frechet": frechet_distance(np.stack([c["feature"] for c in clips]), np.stack([c["feature"] for c in fresh])),
+        "frechet": frechet_distance(*features),
+        "error": {"method": METHOD, "accuracy": errors, "frechet": frechet_error(*features)},
         "persistence": persistence(np.stack([c["subject_frames"] for c in clips]),
                                    np.array([subject.index(e["attrs"]["subject"]) for e in entries]), FPS),
         "flicker": {"clips": fl_gen, "rendered": fl_ref, "excess": fl_gen["mean"] - fl_ref["mean"]},
@@ -125,7 +132,9 @@ def rescore(path: Path, entries: list[dict]) -> dict:
         pred = [{a: ATTRS[a].index(p["pred"][a]) for a in ATTRS} for p in per]
     except (KeyError, ValueError) as e:
         raise SystemExit(f"{path}: a prediction outside today's classes ({e}); it cannot be judged again")
-    r["accuracy"], r["counts"] = judge(pred, entries)
+    r["accuracy"], r["counts"], errors = judge(pred, entries)
+    # the Fréchet distance's error needs the clip features, which a result does not keep
+    r["error"] = {"method": METHOD, "frechet": None, **r.get("error", {}), "accuracy": errors}
     return r
 
 
@@ -150,11 +159,21 @@ def table(r: dict, head: str) -> str:
         f" (excess {fl['excess']:+.3f}); at chunk seams {f(fl['clips']['at_seams']).strip()}, inside chunks "
         f"{fl['clips']['inside_chunks']:.3f}",
     ]
+    lines.append(error_line(r))
     if r.get("autoencoder"):
         ae = r["autoencoder"]
         lines.append(f"autoencoder round trip: PSNR {ae['psnr']:.2f} dB against the rendered frames; each 8x8-pixel "
                      f"4-frame block as its mean colour: {ae['block_psnr']:.2f} dB (mean over {ae['clips']} clips)")
     return "\n".join(lines)
+
+
+def error_line(r: dict) -> str:
+    e = r["error"]
+    pm = lambda x, fmt: "-" if x is None else f"±{x:{fmt}}"  # noqa: E731
+    acc = e["accuracy"]
+    fd = "not kept in this result" if e["frechet"] is None else pm(e["frechet"], ".3g")
+    return (f"standard errors ({e['method']}): overall {pm(acc['all'], '.3f')} (in-dist "
+            f"{pm(acc['in_distribution'], '.3f')}, held-out {pm(acc['heldout'], '.3f')}); Fréchet distance {fd}")
 
 
 def main(argv=None):

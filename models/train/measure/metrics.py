@@ -22,17 +22,17 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """|mu_a - mu_b|^2 + tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2) for feature sets [N, D]. The
-    square roots come from symmetric eigendecompositions, which stay real and stable for the
-    rank-deficient covariances that fewer clips than feature dimensions give."""
+    """|mu_a - mu_b|^2 + tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2) for feature sets [N, D]. With A and
+    B the centred sets over sqrt(N - 1), Sa = A'A and Sb = B'B, and the trace of the square root is
+    the sum of the singular values of A B' ([Na, Nb]): exact for the rank-deficient covariances that
+    fewer clips than feature dimensions give, and cheap enough to recompute for every bootstrap
+    draw (measure/spread.py)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert a.ndim == b.ndim == 2 and a.shape[1] == b.shape[1] and min(len(a), len(b)) >= 2, (a.shape, b.shape)
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(sa)
-    ra = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = ra @ sb @ ra
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-    d = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * tr_sqrt
+    ca = (a - a.mean(0)) / np.sqrt(len(a) - 1)
+    cb = (b - b.mean(0)) / np.sqrt(len(b) - 1)
+    tr_sqrt = np.linalg.svd(ca @ cb.T, compute_uv=False).sum()
+    d = ((a.mean(0) - b.mean(0)) ** 2).sum() + (ca**2).sum() + (cb**2).sum() - 2 * tr_sqrt
     return float(max(d, 0.0))
 
 
@@ -71,6 +71,15 @@ def clip_class(logits: torch.Tensor) -> int:
     return int(torch.log_softmax(logits.float(), -1).mean(0).argmax())
 
 
+def judged_right(pred: list[dict], target: list[dict], attrs, scored: list | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """[clips, attributes] booleans: whether the predicted class is the target's, and whether the
+    clip is judged on that attribute (`scored[i]` names clip i's; without it, all are)."""
+    right = np.array([[p[a] == t[a] for a in attrs] for p, t in zip(pred, target)], dtype=bool)
+    judged = np.ones_like(right) if scored is None else np.array([[a in s for a in attrs] for s in scored], dtype=bool)
+    return right.reshape(len(pred), len(attrs)), judged.reshape(len(pred), len(attrs))
+
+
 def accuracy(pred: list[dict], target: list[dict], attrs, scored: list | None = None) -> dict:
     """Share of clips whose predicted class equals the target, per attribute; "overall" is the
     mean over (clip, attribute) pairs and "all_correct" the share of clips with every one right.
@@ -78,11 +87,9 @@ def accuracy(pred: list[dict], target: list[dict], attrs, scored: list | None = 
     in it); an attribute no clip is judged on gets None."""
     if not pred:
         return {}
-    right = np.array([[p[a] == t[a] for a in attrs] for p, t in zip(pred, target)], dtype=np.float64)
-    judged = np.ones_like(right, dtype=bool) if scored is None else \
-        np.array([[a in s for a in attrs] for s in scored], dtype=bool)
+    right, judged = judged_right(pred, target, attrs, scored)
     out = {a: float(right[judged[:, i], i].mean()) if judged[:, i].any() else None
            for i, a in enumerate(attrs)}
     out["overall"] = float(right[judged].mean())
-    out["all_correct"] = float((right.astype(bool) | ~judged).all(1).mean())
+    out["all_correct"] = float((right | ~judged).all(1).mean())
     return out

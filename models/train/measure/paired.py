@@ -2,7 +2,9 @@
 
 A 40-prompt eval moves a head by one clip in 30 to 40, so two settings (a guidance scale, a step
 count) are told apart by the clips one gets right and the other not, with an exact two-sided
-sign test on those, rather than by the difference of two noisy means. On the CPU a 15 s card
+sign test on those, rather than by the difference of two noisy means. All attributes together are
+compared clip by clip (a clip's attributes are read off one video and are not independent): per
+clip, the attributes right in one minus those right in the other, with an exact sign-flip test. On the CPU a 15 s card
 eval takes two hours; the same prompts cut to 4 s make such a comparison affordable.
 
   python -m measure.paired cut --prompts ../kinema-tiny/card/prompts.jsonl --seconds 4 --out runs/card4s.jsonl
@@ -15,6 +17,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from measure.attributes import hidden
 from measure.dit_error import shortened
@@ -41,10 +45,25 @@ def sign_test(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def discordant(a: dict, b: dict, prompts: list[dict]) -> dict[str, tuple[int, int, int]]:
-    """Per attribute (and "all"): clips right in `a` only, in `b` only, and clips judged. What a
-    prompt's style hides is not judged, as in the eval. "all" pools the attributes, which are not
-    independent within a clip, so its sign test reads more certain than it is."""
+def sign_flip_test(margins: list[int]) -> float:
+    """Exact two-sided p-value that integer per-clip differences `margins` are symmetric about 0:
+    the share of the 2^n sign assignments whose sum is at least as far from 0 as theirs, counted
+    by convolving each clip's two equally likely signs. With margins of +-1 only, the sign test."""
+    sizes = [abs(int(m)) for m in margins]
+    total = sum(sizes)
+    ways = np.zeros(2 * total + 1)
+    ways[total] = 1.0
+    for size in sizes:
+        if size:
+            ways = (np.roll(ways, size) + np.roll(ways, -size)) / 2  # sums stay within +-total
+    observed = abs(sum(int(m) for m in margins))
+    sums = np.arange(-total, total + 1)
+    return float(min(1.0, ways[np.abs(sums) >= observed].sum()))
+
+
+def _right(a: dict, b: dict, prompts: list[dict]) -> list[dict[str, tuple[bool, bool]]]:
+    """Per clip, per attribute it is judged on (what a prompt's style hides is not, as in the
+    eval): whether `a` and whether `b` read it right."""
     pa, pb = a["per_prompt"], b["per_prompt"]
     if not len(pa) == len(pb) == len(prompts):
         raise ValueError(f"the evals read {len(pa)} and {len(pb)} clips; the prompt list has {len(prompts)}")
@@ -52,20 +71,23 @@ def discordant(a: dict, b: dict, prompts: list[dict]) -> dict[str, tuple[int, in
         if not p["prompt"] == x["prompt"] == y["prompt"]:
             raise ValueError(f"prompt {i + 1} differs between the evals and the prompt list: "
                              "compare evals of the same prompt file")
-    out = {}
-    for attr in prompts[0]["attrs"]:
-        a_only = b_only = judged = 0
-        for p, x, y in zip(prompts, pa, pb):
-            if attr in hidden(p["attrs"]):
-                continue
-            want = p["attrs"][attr]
-            right_a, right_b = x["pred"][attr] == want, y["pred"][attr] == want
-            a_only += right_a and not right_b
-            b_only += right_b and not right_a
-            judged += 1
-        out[attr] = (a_only, b_only, judged)
-    out["all"] = tuple(sum(v[i] for v in out.values()) for i in range(3))
-    return out
+    return [{attr: (x["pred"][attr] == want, y["pred"][attr] == want)
+             for attr, want in p["attrs"].items() if attr not in hidden(p["attrs"])}
+            for p, x, y in zip(prompts, pa, pb)]
+
+
+def discordant(a: dict, b: dict, prompts: list[dict]) -> dict[str, tuple[int, int, int]]:
+    """Per attribute: clips right in `a` only, in `b` only, and clips judged."""
+    clips = _right(a, b, prompts)
+    return {attr: (sum(c[attr] == (True, False) for c in clips if attr in c),
+                   sum(c[attr] == (False, True) for c in clips if attr in c),
+                   sum(attr in c for c in clips))
+            for attr in prompts[0]["attrs"]}
+
+
+def clip_margins(a: dict, b: dict, prompts: list[dict]) -> list[int]:
+    """Per clip: how many more of its judged attributes `a` reads right than `b`."""
+    return [sum(ra for ra, _ in c.values()) - sum(rb for _, rb in c.values()) for c in _right(a, b, prompts)]
 
 
 def _describe(result: dict) -> str:
@@ -94,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         a, b = (json.loads(p.read_text()) for p in (args.a, args.b))
         table = discordant(a, b, prompts)
+        margins = clip_margins(a, b, prompts)
     except (OSError, ValueError, KeyError) as err:
         print(f"measure.paired: {err}", file=sys.stderr)
         return 2
@@ -102,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'attribute':10s} {'A only':>6s} {'B only':>6s} {'judged':>6s} {'sign test p':>11s}")
     for attr, (a_only, b_only, judged) in table.items():
         print(f"{attr:10s} {a_only:6d} {b_only:6d} {judged:6d} {sign_test(a_only, b_only):11.3f}")
+    ahead_a, ahead_b = sum(m > 0 for m in margins), sum(m < 0 for m in margins)
+    print(f"all attributes, clip by clip: A reads more right in {ahead_a} clips, B in {ahead_b}, "
+          f"{len(margins) - ahead_a - ahead_b} even; A - B = {sum(margins):+d} attributes; "
+          f"sign-flip test p {sign_flip_test(margins):.3f}")
     return 0
 
 

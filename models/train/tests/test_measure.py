@@ -2,6 +2,7 @@
 run end to end on the tiny parity model folder, and each metric behaves on clips whose answer is
 known (a set against itself, a still clip, pure noise, a clip without its subject)."""
 import dataclasses
+import itertools
 import json
 import struct
 import subprocess
@@ -268,6 +269,37 @@ def test_frechet_distance():
     assert frechet_distance(x, 2 * x) > 1.0  # covariances only
     few = rng.normal(size=(10, 32))  # fewer clips than dimensions: singular covariances
     assert frechet_distance(few, few) < 1e-6 and frechet_distance(few, few + 1) == pytest.approx(32, rel=1e-6)
+    # against the textbook form, matrix square roots of full-rank covariances, on unequal sets
+    a, b = rng.normal(size=(200, 6)) * [1, 2, 3, 0.5, 1, 1], rng.normal(size=(150, 6)) @ rng.normal(size=(6, 6))
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(sa)
+    root_a = (v * np.sqrt(w)) @ v.T
+    tr_sqrt = np.sqrt(np.linalg.eigvalsh(root_a @ sb @ root_a)).sum()
+    want = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * tr_sqrt
+    assert frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+
+
+def test_standard_errors_leave_out_whole_clips():
+    from measure.spread import accuracy_errors, frechet_error, jackknife_error, overall_error
+    rng = np.random.default_rng(0)
+    outcome = rng.random(40) < 0.3  # per clip: every attribute right or every one wrong
+    one = overall_error(outcome[:, None], np.ones((40, 1), bool))
+    assert one == pytest.approx(outcome.std(ddof=1) / np.sqrt(40))  # a share's textbook error
+    # eight readings of one clip that agree are one reading: left out by clip, the error is the same
+    assert overall_error(np.repeat(outcome[:, None], 8, 1), np.ones((40, 8), bool)) == pytest.approx(one)
+    # attributes not judged count on neither side of the fraction
+    right = np.array([[True, False]] * 20 + [[False, False]] * 20)
+    first_only = overall_error(right[:, :1], right[:, :1] | True)
+    assert overall_error(right, np.array([[True, False]] * 40)) == pytest.approx(first_only)
+    groups = accuracy_errors(right, right | True, {"all": list(range(40)), "none": [], "first": list(range(20))})
+    assert groups["none"] is None and groups["first"] == 0.0 and groups["all"] > 0
+    assert jackknife_error(lambda i: 0.0, 1) is None and frechet_error(np.zeros((2, 4)), np.ones((2, 4))) is None
+    # the Fréchet distance's error is near the spread of the distance over fresh draws of 40 clips
+    scale = rng.uniform(0.3, 2, 32)
+    draws = [(rng.normal(size=(40, 32)) * scale, rng.normal(size=(40, 32)) * scale + 1) for _ in range(30)]
+    spread = np.std([frechet_distance(a, b) for a, b in draws])
+    errors = [frechet_error(a, b) for a, b in draws[:5]]
+    assert all(0.6 * spread < e < 2 * spread for e in errors), (spread, errors)
 
 
 def test_flicker():
@@ -336,6 +368,8 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
     # a saved result judged again from its per-prompt classes gives the same figures
     again = evaluate.rescore(tmp_path / "gen.json", prompts)
     assert again["accuracy"] == json.loads(json.dumps(gen["accuracy"])) and again["counts"] == gen["counts"]
+    assert again["error"] == json.loads(json.dumps(gen["error"]))  # the Fréchet one kept, the rest recomputed
+    assert "standard errors (jackknife over prompts): overall ±" in text
     with pytest.raises(SystemExit, match="not the 12 of --prompts"):
         evaluate.rescore(tmp_path / "gen.json", prompts[1:])
     assert json.loads((tmp_path / "gen.json").read_text())["frechet"] == gen["frechet"]
@@ -348,6 +382,7 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
         assert 0 <= r["accuracy"]["heldout_combination"] <= 1
         assert 0 <= r["persistence"]["frames"] <= 1 and len(r["persistence"]["per_second"]) == 2
         assert np.isfinite(r["frechet"]) and r["frechet"] >= 0
+        assert 0 < r["error"]["accuracy"]["all"] < 0.5 and 0 < r["error"]["frechet"] < r["frechet"]
     # A random-init model makes coloured noise: far from renders in feature space, and flickering
     # far above them; renders against fresh renders of the same prompts are close on both.
     assert gen["frechet"] > 2 * ref["frechet"]
@@ -959,16 +994,25 @@ def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_no
     table = paired.discordant(a, b, cut)
     assert table["colour"] == (1, 0, 2)        # prompt 1's colour right in A, not judged
     assert table["time"] == (1, 0, 3) and table["scene"] == (0, 1, 3) and table["camera"] == (0, 1, 3)
-    assert table["subject"] == (0, 0, 3)
-    assert table["all"] == (2, 2, 3 * len(ATTRS) - 1)
+    assert table["subject"] == (0, 0, 3) and "all" not in table
+    assert paired.clip_margins(a, b, cut) == [1, 0, -1]  # prompt 2: time against scene (colour not judged)
     assert paired.sign_test(0, 5) == pytest.approx(2 / 32) and paired.sign_test(3, 3) == 1.0
+    # margins of +-1 are the sign test; one clip six attributes better is one clip, not six
+    assert paired.sign_flip_test([1, 1, -1, 0, 1, 1, 1]) == pytest.approx(paired.sign_test(5, 1))
+    assert paired.sign_flip_test([6]) == 1.0 and paired.sign_test(6, 0) < 0.05
+    margins = [3, -1, 2, 0, 4]
+    sums = [abs(sum(s * m for s, m in zip(signs, margins))) for signs in itertools.product((1, -1), repeat=5)]
+    assert paired.sign_flip_test(margins) == pytest.approx(np.mean(np.array(sums) >= sum(margins)))
+    assert paired.sign_flip_test([]) == 1.0
 
     for name, r in (("a.json", a), ("b.json", b)):
         (tmp_path / name).write_text(json.dumps(r))
     write_prompts(tmp_path / "p.jsonl", cut)
     assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                         "--prompts", str(tmp_path / "p.jsonl")]) == 0
-    assert "colour          1      0      2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "colour          1      0      2" in out
+    assert "clip by clip: A reads more right in 1 clips, B in 1, 1 even; A - B = +0 attributes" in out
     b["per_prompt"][2]["prompt"] = "another prompt"
     (tmp_path / "b.json").write_text(json.dumps(b))
     assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
