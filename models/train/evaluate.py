@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from measure.attributes import ATTRS, hidden  # noqa: E402
 from measure.classifier import load_classifier  # noqa: E402
 from measure.partial import PartialReadings, partial_path  # noqa: E402
+from measure.kept_features import save_features  # noqa: E402
 from measure.metrics import (accuracy, clip_class, flicker_per_frame, flicker_summary,  # noqa: E402
                              frechet_distance, judged_right, persistence)
 from measure.prompts import build_prompts, read_prompts, spec_of, write_prompts  # noqa: E402
@@ -319,9 +320,10 @@ def main(argv=None):
     print(table(r, head))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=1) + "\n")
+    save_features(out, [c["feature"] for c in clips], [c["feature"] for c in fresh], [e["prompt"] for e in entries])
     if partial:
         partial.remove()
-    print(f"wrote {out} ({time.time() - t0:.1f} s)")
+    print(f"wrote {out} and its clip features ({time.time() - t0:.1f} s)")
     return r
 
 

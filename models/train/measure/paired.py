@@ -4,8 +4,10 @@ A 40-prompt eval moves a head by one clip in 30 to 40, so two settings (a guidan
 count) are told apart by the clips one gets right and the other not, with an exact two-sided
 sign test on those, rather than by the difference of two noisy means. All attributes together are
 compared clip by clip (a clip's attributes are read off one video and are not independent): per
-clip, the attributes right in one minus those right in the other, with an exact sign-flip test. On the CPU a 15 s card
-eval takes two hours; the same prompts cut to 4 s make such a comparison affordable.
+clip, the attributes right in one minus those right in the other, with an exact sign-flip test.
+Where both evals kept their clip features, the difference of their Fréchet distances gets a
+standard error over prompts too. On the CPU a 15 s card eval takes two hours; the same prompts cut
+to 4 s make such a comparison affordable.
 
   python -m measure.paired cut --prompts ../kinema-tiny/card/prompts.jsonl --seconds 4 --out runs/card4s.jsonl
   python -m measure.paired compare runs/eval-a.json runs/eval-b.json --prompts runs/card4s.jsonl
@@ -22,7 +24,10 @@ import numpy as np
 
 from measure.attributes import hidden
 from measure.dit_error import shortened
+from measure.kept_features import load_features
+from measure.metrics import frechet_distance
 from measure.prompts import read_prompts, spec_of, write_prompts
+from measure.spread import METHOD, frechet_difference_error
 from world.spec import FPS
 
 
@@ -90,6 +95,17 @@ def clip_margins(a: dict, b: dict, prompts: list[dict]) -> list[int]:
     return [sum(ra for ra, _ in c.values()) - sum(rb for _, rb in c.values()) for c in _right(a, b, prompts)]
 
 
+def frechet_line(a: tuple | None, b: tuple | None) -> str:
+    """The two evals' Fréchet distances and their difference's error over prompts, from the clip
+    features kept beside each result (measure/kept_features.py)."""
+    if a is None or b is None:
+        return ("Fréchet distance: not compared, " + ("neither eval" if a is None and b is None else
+                "A" if a is None else "B") + " kept its clip features (evals before session 37 did not)")
+    fa, fb = frechet_distance(*a), frechet_distance(*b)
+    return (f"Fréchet distance: A {fa:.4g}, B {fb:.4g}; A - B = {fa - fb:+.4g}, standard error "
+            f"±{frechet_difference_error(a, b):.3g} ({METHOD})")
+
+
 def _describe(result: dict) -> str:
     return f"{result.get('model')} steps {result.get('steps')} guidance {result.get('guidance')}"
 
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b = (json.loads(p.read_text()) for p in (args.a, args.b))
         table = discordant(a, b, prompts)
         margins = clip_margins(a, b, prompts)
+        words = [p["prompt"] for p in prompts]
+        features = load_features(args.a, words), load_features(args.b, words)
     except (OSError, ValueError, KeyError) as err:
         print(f"measure.paired: {err}", file=sys.stderr)
         return 2
@@ -129,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all attributes, clip by clip: A reads more right in {ahead_a} clips, B in {ahead_b}, "
           f"{len(margins) - ahead_a - ahead_b} even; A - B = {sum(margins):+d} attributes; "
           f"sign-flip test p {sign_flip_test(margins):.3f}")
+    print(frechet_line(*features))
     return 0
 
 

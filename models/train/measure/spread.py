@@ -53,3 +53,11 @@ def frechet_error(generated: np.ndarray, rendered: np.ndarray) -> float | None:
     assert len(generated) == len(rendered), (generated.shape, rendered.shape)
     # a distance needs two clips a side after one is left out
     return jackknife_error(lambda i: frechet_distance(generated[i], rendered[i]), len(generated), least=3)
+
+
+def frechet_difference_error(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float | None:
+    """Error of FD(a) - FD(b) for two evals of one prompt list, each (generated, rendered)
+    features [N, D]: a prompt leaves both evals at once, so what the prompts share cancels."""
+    (ag, ar), (bg, br) = ([np.asarray(x, np.float64) for x in pair] for pair in (a, b))
+    assert len(ag) == len(ar) == len(bg) == len(br), (ag.shape, ar.shape, bg.shape, br.shape)
+    return jackknife_error(lambda i: frechet_distance(ag[i], ar[i]) - frechet_distance(bg[i], br[i]), len(ag), least=3)

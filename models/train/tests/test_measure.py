@@ -373,6 +373,13 @@ def test_eval_end_to_end(classifier_run, tmp_path, capsys):
     with pytest.raises(SystemExit, match="not the 12 of --prompts"):
         evaluate.rescore(tmp_path / "gen.json", prompts[1:])
     assert json.loads((tmp_path / "gen.json").read_text())["frechet"] == gen["frechet"]
+    from measure.kept_features import load_features
+    kept = load_features(tmp_path / "gen.json", [p["prompt"] for p in prompts])
+    assert kept[0].shape == kept[1].shape == (13, gen["feature_dim"])
+    assert frechet_distance(*kept) == pytest.approx(gen["frechet"], rel=1e-5)
+    with pytest.raises(ValueError, match="another prompt list"):
+        load_features(tmp_path / "gen.json", [p["prompt"] for p in prompts][::-1])
+    assert load_features(tmp_path / "nothing.json", []) is None
     for r in (gen, ref):
         counts = dict(r["counts"])
         assert counts.pop("not_judged") == {a: manga if a == "colour" else 0 for a in ATTRS}
@@ -1012,7 +1019,24 @@ def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_no
                         "--prompts", str(tmp_path / "p.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "colour          1      0      2" in out
+    assert "Fréchet distance: not compared, neither eval kept its clip features" in out
     assert "clip by clip: A reads more right in 1 clips, B in 1, 1 even; A - B = +0 attributes" in out
+    # with the clip features kept, the two distances and their difference's error
+    from measure.kept_features import save_features
+    from measure.spread import frechet_difference_error, frechet_error
+    rng = np.random.default_rng(0)
+    rendered, words = rng.normal(size=(3, 8)), [p["prompt"] for p in cut]
+    save_features(tmp_path / "a.json", rendered + 2, rendered, words)
+    save_features(tmp_path / "b.json", rendered + 1, rendered, words)
+    assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                        "--prompts", str(tmp_path / "p.jsonl")]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("Fréchet distance: A 32, B 8; A - B = +24, standard error ±"), line
+    assert float(line.split("±")[1].split()[0]) < 1e-5  # every prompt moves both by the same
+    # what two evals' clips share cancels in the difference, not in either distance
+    gen, ren = rng.normal(size=(40, 16)), rng.normal(size=(40, 16))
+    alike = (gen, ren), (gen + 0.1 * rng.normal(size=(40, 16)), ren)
+    assert frechet_difference_error(*alike) < 0.2 * frechet_error(*alike[0])
     b["per_prompt"][2]["prompt"] = "another prompt"
     (tmp_path / "b.json").write_text(json.dumps(b))
     assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
