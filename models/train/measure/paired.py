@@ -99,8 +99,8 @@ def frechet_line(a: tuple | None, b: tuple | None) -> str:
     """The two evals' Fréchet distances and their difference's error over prompts, from the clip
     features kept beside each result (measure/kept_features.py)."""
     if a is None or b is None:
-        return ("Fréchet distance: not compared, " + ("neither eval" if a is None and b is None else
-                "A" if a is None else "B") + " kept its clip features (evals before session 37 did not)")
+        missing = "neither eval kept its" if a is None and b is None else f"{'A' if a is None else 'B'} kept no"
+        return f"Fréchet distance: not compared, {missing} clip features (evals before session 37 did not keep them)"
     fa, fb = frechet_distance(*a), frechet_distance(*b)
     return (f"Fréchet distance: A {fa:.4g}, B {fb:.4g}; A - B = {fa - fb:+.4g}, standard error "
             f"±{frechet_difference_error(a, b):.3g} ({METHOD})")

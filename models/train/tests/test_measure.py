@@ -1027,6 +1027,9 @@ def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_no
     rng = np.random.default_rng(0)
     rendered, words = rng.normal(size=(3, 8)), [p["prompt"] for p in cut]
     save_features(tmp_path / "a.json", rendered + 2, rendered, words)
+    assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                        "--prompts", str(tmp_path / "p.jsonl")]) == 0
+    assert "Fréchet distance: not compared, B kept no clip features" in capsys.readouterr().out
     save_features(tmp_path / "b.json", rendered + 1, rendered, words)
     assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                         "--prompts", str(tmp_path / "p.jsonl")]) == 0
