@@ -313,7 +313,8 @@ def main(argv=None):
               "clips_read_before": done,
               "per_prompt": [{"prompt": e["prompt"], "heldout": e["heldout"],
                               "pred": {a: ATTRS[a][c["pred"][a]] for a in ATTRS},
-                              "persistence": float((c["subject_frames"] == ATTRS["subject"].index(e["attrs"]["subject"])).mean())}
+                              "persistence": float((c["subject_frames"] == ATTRS["subject"].index(e["attrs"]["subject"])).mean()),
+                              "flicker": float(np.mean(c["flicker"]))}
                              for e, c in zip(entries, clips)]})
     head = (f"kinema eval: {desc}\nclassifier {args.classifier} (step {cstate['step']}{', toy' if cstate.get('toy') else ''}); "
             f"{len(entries)} prompts ({r['counts']['heldout']} held-out), {frames / FPS:g} s each at {W}x{H}, {dev}")

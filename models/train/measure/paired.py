@@ -6,7 +6,8 @@ sign test on those, rather than by the difference of two noisy means. All attrib
 compared clip by clip (a clip's attributes are read off one video and are not independent): per
 clip, the attributes right in one minus those right in the other, with an exact sign-flip test.
 Where both evals kept their clip features, the difference of their Fréchet distances gets a
-standard error over prompts too. On the CPU a 15 s card eval takes two hours; the same prompts cut
+standard error over prompts too, and where both kept each clip's flicker (evals since session 38),
+the clips one eval makes calmer than the other are counted with a sign test. On the CPU a 15 s card eval takes two hours; the same prompts cut
 to 4 s make such a comparison affordable.
 
   python -m measure.paired cut --prompts ../kinema-tiny/card/prompts.jsonl --seconds 4 --out runs/card4s.jsonl
@@ -66,6 +67,11 @@ def sign_flip_test(margins: list[int]) -> float:
     return float(min(1.0, ways[np.abs(sums) >= observed].sum()))
 
 
+def p_text(p: float) -> str:
+    """A p-value as printed: three decimals, or the bound when that would read 0.000."""
+    return f"{p:.3f}" if p >= 0.0005 else "< 0.001"
+
+
 def _right(a: dict, b: dict, prompts: list[dict]) -> list[dict[str, tuple[bool, bool]]]:
     """Per clip, per attribute it is judged on (what a prompt's style hides is not, as in the
     eval): whether `a` and whether `b` read it right."""
@@ -104,6 +110,20 @@ def frechet_line(a: tuple | None, b: tuple | None) -> str:
     fa, fb = frechet_distance(*a), frechet_distance(*b)
     return (f"Fréchet distance: A {fa:.4g}, B {fb:.4g}; A - B = {fa - fb:+.4g}, standard error "
             f"±{frechet_difference_error(a, b):.3g} ({METHOD})")
+
+
+def flicker_line(a: dict, b: dict) -> str:
+    """Each clip's flicker in `a` against the same clip's in `b`: their means, and how many clips
+    each makes calmer, with the sign test (the per-clip differences are not integers, and a clip
+    that flickers wildly in one eval should not outweigh the rest)."""
+    fa = [c.get("flicker") for c in a["per_prompt"]]
+    fb = [c.get("flicker") for c in b["per_prompt"]]
+    if None in fa or None in fb:
+        which = "neither eval" if None in fa and None in fb else ("A" if None in fa else "B")
+        return f"flicker: not compared clip by clip, {which} kept it per clip (evals before session 38 did not)"
+    calmer_a, calmer_b = sum(x < y for x, y in zip(fa, fb)), sum(x > y for x, y in zip(fa, fb))
+    return (f"flicker: A {np.mean(fa):.4g}, B {np.mean(fb):.4g}; A calmer in {calmer_a} clips, B in {calmer_b}; "
+            f"sign test p {p_text(sign_test(calmer_a, calmer_b))}")
 
 
 def _describe(result: dict) -> str:
@@ -146,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ahead_a, ahead_b = sum(m > 0 for m in margins), sum(m < 0 for m in margins)
     print(f"all attributes, clip by clip: A reads more right in {ahead_a} clips, B in {ahead_b}, "
           f"{len(margins) - ahead_a - ahead_b} even; A - B = {sum(margins):+d} attributes; "
-          f"sign-flip test p {sign_flip_test(margins):.3f}")
+          f"sign-flip test p {p_text(sign_flip_test(margins))}")
     print(frechet_line(*features))
+    print(flicker_line(a, b))
     return 0
 
 
