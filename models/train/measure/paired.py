@@ -119,8 +119,8 @@ def flicker_line(a: dict, b: dict) -> str:
     fa = [c.get("flicker") for c in a["per_prompt"]]
     fb = [c.get("flicker") for c in b["per_prompt"]]
     if None in fa or None in fb:
-        which = "neither eval" if None in fa and None in fb else ("A" if None in fa else "B")
-        return f"flicker: not compared clip by clip, {which} kept it per clip (evals before session 38 did not)"
+        which = "neither eval kept" if None in fa and None in fb else f"{'A' if None in fa else 'B'} did not keep"
+        return f"flicker: not compared clip by clip, {which} it per clip (evals before session 38 did not)"
     calmer_a, calmer_b = sum(x < y for x, y in zip(fa, fb)), sum(x > y for x, y in zip(fa, fb))
     return (f"flicker: A {np.mean(fa):.4g}, B {np.mean(fb):.4g}; A calmer in {calmer_a} clips, B in {calmer_b}; "
             f"sign test p {p_text(sign_test(calmer_a, calmer_b))}")

@@ -1035,7 +1035,7 @@ def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_no
     assert paired.flicker_line(a, b) == "flicker: A 14, B 5.667; A calmer in 2 clips, B in 1; sign test p 1.000"
     assert paired.p_text(paired.sign_test(38, 2)) == "< 0.001" and paired.p_text(0.0012) == "0.001"
     del b["per_prompt"][1]["flicker"]
-    assert "not compared clip by clip, B kept it" in paired.flicker_line(a, b)
+    assert "not compared clip by clip, B did not keep it per clip" in paired.flicker_line(a, b)
     del a["per_prompt"][0]["flicker"]
     assert "neither eval kept it" in paired.flicker_line(a, b)
     for r in (a, b):
