@@ -13,8 +13,10 @@ Stages read the previous stage's checkpoint from the same run folder:
                                            which it no longer needs once it has its own checkpoint)
   <run>/log.jsonl  one record per logged step: stage, step, loss, lr, samples/s, ...
 A checkpoint is the EMA weights in bf16 shards of <= 15 MiB plus state.json (step, config, data
-seed). No optimiser state travels: each session restarts AdamW with a short warm-up. The data of
-step s is a pure function of (seed, stage, s), so a resumed run sees what an unbroken one would.
+seed). No optimiser state travels: each session restarts AdamW with a short warm-up, from the
+EMA weights, and the EMA itself carries on at full decay (`--ema`), so a short session moves the
+checkpoint a little instead of replacing it with its last noisy steps. The data of step s is a
+pure function of (seed, stage, s), so a resumed run sees what an unbroken one would.
 """
 from __future__ import annotations
 
@@ -204,14 +206,26 @@ class Prefetch:
 # ---------------------------------------------------------------------------------------- utils
 
 class EMA:
-    def __init__(self, model: torch.nn.Module, decay: float):
+    """The averaged weights a checkpoint keeps. `resumed`: the model was loaded from this stage's
+    own checkpoint, which is itself the EMA, so the average carries on at full decay. Only a
+    stage that starts fresh (or from another stage's weights) shortens the horizon at first, so
+    the EMA is not anchored to weights it is moving away from. Session 43 resumed with the short
+    horizon too: after its 109 CPU steps the saved EMA was about the last 13 steps of batch 4,
+    and the 4 s card read fell from 0.374 to 0.274 (clip by clip p 0.002)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, resumed: bool = False):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
+        self.resumed = resumed
+
+    def decay_at(self, step_in_session: int) -> float:
+        if self.resumed:
+            return self.decay
+        return min(self.decay, (1 + step_in_session) / (10 + step_in_session))
 
     @torch.no_grad()
     def update(self, model, step_in_session: int):
-        # short effective horizon right after a (re)start so the EMA tracks the warm-up
-        d = min(self.decay, (1 + step_in_session) / (10 + step_in_session))
+        d = self.decay_at(step_in_session)
         for e, p in zip(self.model.parameters(), model.parameters()):
             e.lerp_(p.detach().to(e.dtype), 1 - d)
         for e, b in zip(self.model.buffers(), model.buffers()):
@@ -433,7 +447,7 @@ class Trainer:
             elif self.stage == "shortcut":
                 net.load_state_dict(self.load_prev("flow", ("dit.",)), strict=True)
         net.to(dev, memory_format=self.memory_format)
-        ema = EMA(net, a.ema)
+        ema = EMA(net, a.ema, resumed=init_sd is not None)
         fwd = net
         if a.compile:  # compile each part; the ModuleDict itself has no forward
             fwd = {k: torch.compile(m) for k, m in net.items()}

@@ -418,3 +418,34 @@ def test_t_shift_moves_chunk_noise_levels_towards_pure_noise(tmp_path, monkeypat
     bad = subprocess.run([sys.executable, str(HERE / "train.py"), "flow", "--run", str(run), "--toy", "--steps", "1",
                           "--t-shift", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--t-shift 0.0: give a shift > 0" in bad.stderr
+
+
+def test_a_resumed_stage_keeps_averaging_at_full_decay(tmp_path, monkeypatch):
+    """A checkpoint is the EMA, and a resumed stage starts from it: its average must carry on at
+    full decay, or a short session's checkpoint is its last few noisy steps (session 43's was)."""
+    import train
+
+    made = []
+
+    class Recorded(train.EMA):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+    monkeypatch.setattr(train, "EMA", Recorded)
+    run = str(tmp_path / "run")
+    toy = ["--run", run, "--toy", "--threads", "1", "--steps", "1"]
+    train.main(["autoencoder", *toy])
+    train.main(["flow", *toy])
+    train.main(["flow", *toy])
+    assert [(e.resumed, e.decay_at(0)) for e in made] == [(False, 0.1), (False, 0.1), (True, 0.999)]
+
+    def moved(ema):
+        model = torch.nn.Linear(2, 2)
+        ema = ema(model)
+        before = ema.model.weight.clone()
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        ema.update(model, 0)
+        return float((ema.model.weight - before).mean())
+    assert moved(lambda m: train.EMA(m, 0.999, resumed=True)) == pytest.approx(0.001, abs=1e-6)
+    assert moved(lambda m: train.EMA(m, 0.999)) == pytest.approx(0.9, abs=1e-6)
