@@ -27,7 +27,7 @@ from measure.attributes import hidden
 from measure.dit_error import shortened
 from measure.kept_features import load_features
 from measure.metrics import frechet_distance
-from measure.prompts import read_prompts, spec_of, write_prompts
+from measure.prompts import check_evals_match, read_prompts, spec_of, write_prompts
 from measure.spread import METHOD, frechet_difference_error
 from world.spec import FPS
 
@@ -75,13 +75,8 @@ def p_text(p: float) -> str:
 def _right(a: dict, b: dict, prompts: list[dict]) -> list[dict[str, tuple[bool, bool]]]:
     """Per clip, per attribute it is judged on (what a prompt's style hides is not, as in the
     eval): whether `a` and whether `b` read it right."""
+    check_evals_match(prompts, a, b)
     pa, pb = a["per_prompt"], b["per_prompt"]
-    if not len(pa) == len(pb) == len(prompts):
-        raise ValueError(f"the evals read {len(pa)} and {len(pb)} clips; the prompt list has {len(prompts)}")
-    for i, (p, x, y) in enumerate(zip(prompts, pa, pb)):
-        if not p["prompt"] == x["prompt"] == y["prompt"]:
-            raise ValueError(f"prompt {i + 1} differs between the evals and the prompt list: "
-                             "compare evals of the same prompt file")
     return [{attr: (x["pred"][attr] == want, y["pred"][attr] == want)
              for attr, want in p["attrs"].items() if attr not in hidden(p["attrs"])}
             for p, x, y in zip(prompts, pa, pb)]

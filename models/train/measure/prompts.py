@@ -58,3 +58,16 @@ def spec_of(entry: dict, reseed: int | None = None) -> ClipSpec:
     if reseed is not None:
         shots = [dataclasses.replace(s, seed=int(step_seed(reseed, entry["seed"], i))) for i, s in enumerate(shots)]
     return ClipSpec(shots)
+
+
+def check_evals_match(prompts: list[dict], *evals: dict) -> None:
+    """Raise ValueError unless every eval read the prompt list's clips, in its order: a per-clip
+    reading is only meaningful against the prompt that asked for it."""
+    counts = [len(e["per_prompt"]) for e in evals]
+    if any(n != len(prompts) for n in counts):
+        read = " and ".join(str(n) for n in counts)
+        raise ValueError(f"the eval{'s' if len(evals) > 1 else ''} read {read} clips; the prompt list has {len(prompts)}")
+    for i, p in enumerate(prompts):
+        if any(e["per_prompt"][i]["prompt"] != p["prompt"] for e in evals):
+            raise ValueError(f"prompt {i + 1} differs between the eval{'s' if len(evals) > 1 else ''} and the "
+                             "prompt list: use the prompt file the eval read")

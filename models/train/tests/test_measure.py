@@ -1065,3 +1065,33 @@ def test_paired_comparison_counts_the_clips_one_eval_gets_right_and_the_other_no
     assert paired.main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                         "--prompts", str(tmp_path / "p.jsonl")]) == 2
     assert "prompt 3 differs" in capsys.readouterr().err
+
+
+def test_confusion_tallies_what_each_asked_value_was_read_as(tmp_path, capsys):
+    from measure import confusion
+    prompts = build_prompts(4, 0, 1)
+    subjects = ["car", "car", "ball", "car"]
+    for p, subject in zip(prompts, subjects):
+        p["attrs"]["subject"] = subject
+    prompts[3]["attrs"]["style"] = "manga"     # its colour is hidden, its subject is not
+    reads = ["ball", "none", "ball", "car"]
+    result = {"per_prompt": [{"prompt": p["prompt"], "pred": {**p["attrs"], "subject": r, "colour": "?"}}
+                             for p, r in zip(prompts, reads)]}
+    table = confusion.confusion(result, prompts, "subject")
+    assert list(table) == ["car", "ball"]
+    assert table["car"] == {"ball": 1, "none": 1, "car": 1} and table["ball"] == {"ball": 1}
+    assert sum(sum(c.values()) for c in confusion.confusion(result, prompts, "colour").values()) == 3
+
+    (tmp_path / "e.json").write_text(json.dumps(result))
+    write_prompts(tmp_path / "p.jsonl", prompts)
+    assert confusion.main([str(tmp_path / "e.json"), "--prompts", str(tmp_path / "p.jsonl")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "subject: 2 of 4 clips read as asked"
+    assert out[2].split() == ["car", "3", "1", "ball", "1,", "car", "1,", "none", "1"]
+    assert out[-1].split() == ["(all)", "4", "2", "ball", "2,", "car", "1,", "none", "1"]
+    assert confusion.main([str(tmp_path / "e.json"), "--prompts", str(tmp_path / "p.jsonl"),
+                           "--attribute", "size"]) == 2
+    assert "no attribute 'size'" in capsys.readouterr().err
+    write_prompts(tmp_path / "p.jsonl", prompts[:3])
+    assert confusion.main([str(tmp_path / "e.json"), "--prompts", str(tmp_path / "p.jsonl")]) == 2
+    assert "the eval read 4 clips; the prompt list has 3" in capsys.readouterr().err
