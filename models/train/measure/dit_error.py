@@ -24,6 +24,12 @@ last step's estimate, and the latents plus white noise of the same RMS as that e
 The last two side by side say whether the DiT's errors cost the decoder more or less than white
 noise of their size, which --read-noise assumes.
 
+Each step's error is also split between the latents that cover the prompted subject's box (any
+pixel of it, `train.latent_mask`) and the rest of the frame, beside the linear estimate's on the
+same latents, and so is how far the estimate moves when each clip is given another clip's caption
+(the same noise): where the DiT draws the subject from its caption, the move is largest on the
+subject's latents; where it knows no more than shrinkage there, its error there is the linear one.
+
 --sample also runs the sampler itself from noise (the prompts' seeds, as evaluate.py generates)
 and compares its latents with the encoder's where no clip is there to compare them with: their
 std, and their fine detail (each latent minus the mean of its 3x3 neighbourhood). Error carried
@@ -73,6 +79,11 @@ class ErrorSums:
     def add(self, key, err: torch.Tensor) -> None:
         self.sq[key] = self.sq.get(key, 0.0) + float((err.double() ** 2).sum())
         self.n[key] = self.n.get(key, 0) + err.numel()
+
+    def add_where(self, key, err: torch.Tensor, where: torch.Tensor) -> None:
+        """Only the latents where `where` ([B, T, 1, h, w], 0 or 1) is 1, over all channels."""
+        self.sq[key] = self.sq.get(key, 0.0) + float((err.double() ** 2 * where).sum())
+        self.n[key] = self.n.get(key, 0) + int(where.sum()) * err.shape[2]
 
     def rms(self, key) -> float | None:
         return (self.sq[key] / self.n[key]) ** 0.5 if self.n.get(key) else None
@@ -209,11 +220,15 @@ def main(argv=None) -> dict:
     F_ = cfg.dit.chunk_frames
 
     # the latents first: the linear baseline needs their per-channel statistics over the whole set
-    latents = []
+    from train import latent_mask, subject_mask
+    latents, subjects = [], []
     for s in range(0, len(entries), a.batch):
-        video, _ = render_clips([shortened(spec_of(e), frames) for e in entries[s:s + a.batch]], cfg.video.height,
-                                cfg.video.width, dev, with_labels=False)
+        video, labels = render_clips([shortened(spec_of(e), frames) for e in entries[s:s + a.batch]],
+                                     cfg.video.height, cfg.video.width, dev)
         latents.append(encode(encoder, video))
+        z = latents[-1]
+        subjects.append(latent_mask(subject_mask(labels, frames, cfg.video.height, cfg.video.width, device=dev),
+                                    frames // z.shape[1], cfg.video.height // z.shape[3]))
     allz = torch.cat(latents)
     mean, var = allz.mean((0, 1, 3, 4)), allz.var((0, 1, 3, 4))
     std = float(var.mean() ** 0.5)
@@ -230,12 +245,25 @@ def main(argv=None) -> dict:
         ids, mask = tok.batch([e["prompt"] for e in part])
         ids, mask = ids.to(dev), mask.to(dev)
         tokens, pooled = model.text(ids, mask)
+        # each clip with another's caption (rotated by half the batch), for the caption's effect
+        swap = [(i + len(part) // 2) % len(part) for i in range(len(part))]
+        where = {"subject": subjects[bi], "elsewhere": 1 - subjects[bi]}
         for t in ts:
             est, xt = x0_estimate(model.dit, z0, eps, t, d_input, tokens, pooled, mask)
             err = est - z0
+            lin = linear_estimate(xt, t, mean, var) - z0
             sums.add((t, "first"), err[:, :F_])
             sums.add((t, "later"), err[:, F_:])
-            sums.add((t, "linear"), linear_estimate(xt, t, mean, var) - z0)
+            sums.add((t, "linear"), lin)
+            moved = None
+            if len(part) > 1:
+                other, _ = x0_estimate(model.dit, z0, eps, t, d_input, tokens[swap], pooled[swap], mask[swap])
+                moved = other - est
+            for name, w in where.items():
+                sums.add_where((t, name), err, w)
+                sums.add_where((t, "linear_" + name), lin, w)
+                if moved is not None:
+                    sums.add_where((t, "caption_" + name), moved, w)
             if t == ts[-1]:
                 if clf is not None:
                     hits["latents"].append(subject_hits(clf, decode(model.decoder, z0), part))
@@ -248,9 +276,13 @@ def main(argv=None) -> dict:
         first, later, lin = sums.rms((t, "first")), sums.rms((t, "later")), sums.rms((t, "linear"))
         n_f, n_l = sums.n[(t, "first")], sums.n.get((t, "later"), 0)
         both = ((first ** 2 * n_f + (later or 0) ** 2 * n_l) / (n_f + n_l)) ** 0.5
+        rel = lambda key: None if (v := sums.rms((t, key))) is None else v / std  # noqa: E731
         rows.append({"step": i + 1, "t": t, "d": d_input, "rms": both, "relative": both / std,
                      "first_chunk": first / std, "later_chunks": None if later is None else later / std,
-                     "linear": lin / std})
+                     "linear": lin / std,
+                     "by_region": {name: {"error": rel(name), "linear": rel("linear_" + name),
+                                          "caption_moves": rel("caption_" + name)}
+                                   for name in ("subject", "elsewhere")}})
     last = rows[-1]
     if clf is not None:
         gen = torch.Generator().manual_seed(NOISE_SEED)
@@ -279,6 +311,7 @@ def main(argv=None) -> dict:
         "run": str(a.run), "dit": info["id"], "dit_step": info.get("dit_step"), "ae_step": info["ae_step"],
         "clips": len(entries), "seconds": a.seconds, "steps": steps, "steps_from": steps_from,
         "latent_std": std, "latent_channel_std": [round(float(x), 4) for x in var.sqrt()], "per_step": rows,
+        "subject_share": float(torch.cat(subjects).mean()),
         "sampled": sampled,
         "read": {k: float(torch.cat(v).float().mean()) for k, v in hits.items()} if clf is not None else None,
         "seconds_taken": round(time.time() - t0, 1),
@@ -301,6 +334,13 @@ def table(r: dict) -> str:
     for row in r["per_step"]:
         lines.append(f"{row['step']:4d} {row['t']:5.3f} {row['d']:5.3f} {row['relative']:8.3f} "
                      f"{f(row['first_chunk']):>9s} {f(row['later_chunks']):>6s} {f(row['linear']):>15s}")
+    lines.append(f"by region ({r['subject_share']:.3f} of the latents cover the subject's box): x0 error / linear "
+                 "/ how far another clip's caption moves the estimate, all over the latents' std")
+    lines.append(f"{'step':>4s} {'t':>5s} {'subject':>23s} {'elsewhere':>23s}")
+    for row in r["per_step"]:
+        cells = [" / ".join(f(row["by_region"][n][k]) for k in ("error", "linear", "caption_moves"))
+                 for n in ("subject", "elsewhere")]
+        lines.append(f"{row['step']:4d} {row['t']:5.3f} {cells[0]:>23s} {cells[1]:>23s}")
     last = r["per_step"][-1]
     lines.append(f"the sampler's last step from the true path lands {last['rms']:.3f} RMS from the latents "
                  f"({last['relative']:.3f} of their std)")

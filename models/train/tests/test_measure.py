@@ -598,6 +598,16 @@ def test_dit_error_on_a_toy_run(classifier_run, tmp_path, capsys):
         assert row["d"] == 0.25 and 0 < row["relative"] and row["first_chunk"] > 0 and row["later_chunks"] > 0
         assert abs(row["relative"] - row["rms"] / r["latent_std"]) < 1e-9
     assert abs(r["per_step"][0]["linear"] - 1) < 0.01
+    # the subject's latents and the rest split each step's error between them, and the caption moves both
+    share = r["subject_share"]
+    assert 0 < share < 1
+    for row in r["per_step"]:
+        reg = row["by_region"]
+        for key, whole in (("error", row["relative"]), ("linear", row["linear"])):
+            split = share * reg["subject"][key] ** 2 + (1 - share) * reg["elsewhere"][key] ** 2
+            assert split == pytest.approx(whole ** 2, rel=1e-6)
+        assert reg["subject"]["caption_moves"] > 0 and reg["elsewhere"]["caption_moves"] > 0
+    assert "by region (" in out
     assert set(r["read"]) == {"latents", "last_step", "white_noise", "sampled"}
     assert all(0 <= v <= 1 for v in r["read"].values())
     sm = r["sampled"]
