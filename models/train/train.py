@@ -13,10 +13,14 @@ Stages read the previous stage's checkpoint from the same run folder:
                                            which it no longer needs once it has its own checkpoint)
   <run>/log.jsonl  one record per logged step: stage, step, loss, lr, samples/s, ...
 A checkpoint is the EMA weights in bf16 shards of <= 15 MiB plus state.json (step, config, data
-seed). No optimiser state travels: each session restarts AdamW with a short warm-up, from the
-EMA weights, and the EMA itself carries on at full decay (`--ema`), so a short session moves the
-checkpoint a little instead of replacing it with its last noisy steps. The data of step s is a
-pure function of (seed, stage, s), so a resumed run sees what an unbroken one would.
+seed); beside it, <run>/online/<stage dir>/ holds the weights being trained (the online weights,
+same format), which a resumed stage trains on from where the last session left them. Without them
+(an older run, or a device call, which carries the checkpoint alone) a session starts over from
+the EMA, which lags the online weights by about 1 / (1 - decay) steps: a session shorter than that
+then keeps a small part of its own progress. No optimiser state travels: each session restarts
+AdamW with a short warm-up, and the EMA carries on at full decay (`--ema`), so a short session
+moves the checkpoint a little instead of replacing it with its last noisy steps. The data of step s
+is a pure function of (seed, stage, s), so a resumed run sees what an unbroken one would.
 """
 from __future__ import annotations
 
@@ -378,6 +382,7 @@ class Trainer:
         self.toy = args.toy
         self.run = Path(args.run)
         self.ckdir = self.run / STAGE_DIR[self.stage]
+        self.online_dir = self.run / "online" / STAGE_DIR[self.stage]
         # resuming (or the shortcut stage starting from flow) keeps the architecture trained so far
         start = [self.ckdir] + ([self.run / "flow"] if self.stage == "shortcut" else [])
         start = next((d for d in start if has_checkpoint(d)), None)
@@ -468,6 +473,8 @@ class Trainer:
                 net.load_state_dict(self.load_prev("flow", ("dit.",)), strict=True)
         net.to(dev, memory_format=self.memory_format)
         ema = EMA(net, a.ema, resumed=init_sd is not None)
+        if init_sd is not None:
+            self.resume_online(net, step)
         fwd = net
         if a.compile:  # compile each part; the ModuleDict itself has no forward
             fwd = {k: torch.compile(m) for k, m in net.items()}
@@ -548,15 +555,34 @@ class Trainer:
                     losses, n_log, t_log = [], 0, time.time()
                     timing = dict.fromkeys(timing, 0.0)
                 if requests.take() or (a.save_minutes and time.time() - last_save > a.save_minutes * 60):
-                    self.save(ema, step, state)
+                    self.save(ema, net, step, state)
                     last_save = time.time()
         finally:
             requests.close()
             pre.close()
-        self.save(ema, step, state)
+        self.save(ema, net, step, state)
         return step
 
-    def save(self, ema, step, prev_state):
+    def resume_online(self, net, step: int):
+        """Train on from the online weights the last session saved with this checkpoint, if any."""
+        if not has_checkpoint(self.online_dir):
+            print(f"no online weights in {self.online_dir}: training on from the EMA")
+            return
+        sd, st = load_checkpoint(self.online_dir)
+        if st.get("step") != step:
+            # a checkpoint trained elsewhere since (a device call carries the EMA alone)
+            print(f"the online weights in {self.online_dir} are from step {st.get('step')}, the checkpoint is "
+                  f"at {step}: training on from the EMA")
+            return
+        # a frozen part (--freeze-encoder) keeps the checkpoint's values: the online copy may be
+        # from before it froze, and the DiT learned the checkpoint's
+        trained = {n for n, p in net.named_parameters() if p.requires_grad}
+        net.load_state_dict({**net.state_dict(), **{k: v for k, v in sd.items() if k in trained}}, strict=True)
+        print(f"training on from the online weights of step {step} ({self.online_dir})")
+
+    def save(self, ema, net, step, prev_state):
+        if self.args.online:
+            save_checkpoint(self.online_dir, net.state_dict(), {"stage": self.stage, "step": step, "online": True})
         sd = {k: v for k, v in ema.model.state_dict().items()}
         st = {"stage": self.stage, "step": step, "toy": self.toy, "seed": self.args.seed,
               "architecture": self.cfg.to_json(), "batch": self.batch, "frames": self.frames, "reuse": self.args.reuse,
@@ -800,6 +826,9 @@ def main(argv=None):
                      "video frames per clip (multiple of 4 x chunk)",
                      "steps of linear warm-up after every (re)start (200; toy 2)")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--online", action=argparse.BooleanOptionalAction, default=True,
+                    help="save the weights being trained beside the EMA checkpoint (<run>/online/), so that the "
+                         "next session trains on from them instead of from the lagging EMA (about as large again)")
     ap.add_argument("--workers", type=int, default=0, help="host processes preparing later batches")
     ap.add_argument("--reuse", type=int, default=1, help="train K steps on each rendered batch (rendering-bound GPUs)")
     ap.add_argument("--batch-groups", type=int, default=0,

@@ -491,3 +491,42 @@ def test_a_resumed_stage_keeps_averaging_at_full_decay(tmp_path, monkeypatch):
         return float((ema.model.weight - before).mean())
     assert moved(lambda m: train.EMA(m, 0.999, resumed=True)) == pytest.approx(0.001, abs=1e-6)
     assert moved(lambda m: train.EMA(m, 0.999)) == pytest.approx(0.9, abs=1e-6)
+
+
+def test_a_resumed_stage_trains_on_from_the_online_weights(tmp_path, capsys):
+    """The EMA lags the weights being trained by about 1 / (1 - decay) steps; a session that
+    restarted from it would throw most of the last session's progress away. So each save keeps the
+    online weights beside the checkpoint, and a resumed stage trains on from them, but only when
+    they belong to the checkpoint's step (a device call carries and returns the EMA alone)."""
+    import train
+    from train_io import load_checkpoint
+
+    run = tmp_path / "run"
+    toy = ["--run", str(run), "--toy", "--threads", "1", "--steps", "2"]
+    train.main(["autoencoder", *toy])
+    train.main(["flow", *toy])
+    ema, st = load_checkpoint(run / "flow")
+    online, ost = load_checkpoint(run / "online" / "flow")
+    assert ost["step"] == st["step"] == 2 and ema.keys() == online.keys()
+    key = "dit.final_proj.weight"
+    assert not torch.equal(online[key], ema[key])
+
+    # a learning rate too small to move anything: what the session saves is where it started
+    still = [*toy[:-2], "--steps", "1", "--lr", "1e-30"]
+    train.main(["flow", *still])
+    assert "training on from the online weights of step 2" in capsys.readouterr().out
+    after, ast = load_checkpoint(run / "online" / "flow")
+    assert ast["step"] == 3 and torch.equal(after[key], online[key])
+
+    # online weights of another step (the checkpoint came back from a device call): the EMA it is
+    state_file = run / "online" / "flow" / "state.json"
+    state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "step": 1}))
+    ema, _ = load_checkpoint(run / "flow")
+    train.main(["flow", *still])
+    assert "are from step 1, the checkpoint is at 3: training on from the EMA" in capsys.readouterr().out
+    after, _ = load_checkpoint(run / "online" / "flow")
+    assert torch.equal(after[key], ema[key].to(torch.bfloat16).float())
+
+    # --no-online keeps the checkpoint alone
+    train.main(["flow", *still, "--no-online"])
+    assert load_checkpoint(run / "online" / "flow")[1]["step"] == 4
