@@ -97,7 +97,8 @@ def test_eval_keeps_to_the_device(checked, tmp_path):
     train.main(["flow", "--run", run, *COMMON])
     train_classifier.main(["--toy", "--run", run, "--threads", "1", "--steps", "1", "--batch", "2", "--frames", "8"])
     common = ["--classifier", run, "--in-dist", "2", "--per-heldout", "0", "--seconds", "1", "--batch", "2"]
-    evaluate.main(common + ["--model", run, "--steps", "2"])
-    evaluate.main(common + ["--reference", "--through-ae", run])
+    # --json into tmp_path: the default (runs/eval/) is the real run's
+    evaluate.main(common + ["--model", run, "--steps", "2", "--json", str(tmp_path / "gen.json")])
+    evaluate.main(common + ["--reference", "--through-ae", run, "--json", str(tmp_path / "round_trip.json")])
     dit_error.main(["--run", run, "--clips", "2", "--seconds", "1", "--steps", "2", "--classifier", run, "--sample",
                     "--batch", "2"])
